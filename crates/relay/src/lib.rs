@@ -1,0 +1,22 @@
+//! The GOST v3 relay protocol as the routing tunnel uses it, as a pure codec.
+//!
+//! No I/O, no clock, no allocation beyond the values returned. Every decoder
+//! works on a borrowed byte slice, never panics on any input and rejects
+//! malformed input with a typed [`DecodeError`].
+//!
+//! * [`handshake`]: the client's request and the server's response.
+//! * [`feature`]: the TLV features carried by both.
+//! * [`frame`]: the `LEN(2) | PACKET` framing used after a successful ASSOCIATE.
+//! * [`ip`]: zero-copy IPv4/IPv6 header views (destination, flow key).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod feature;
+pub mod frame;
+pub mod handshake;
+pub mod ip;
+
+pub use error::DecodeError;
+pub use feature::{Addr, Feature, Host, Network, TunnelId};
+pub use handshake::{AssociateInfo, Command, Request, Response, Status, VERSION};

@@ -1,0 +1,12 @@
+//! Routing decisions for the routing tunnel: pure data structures, no I/O.
+//!
+//! * [`RouteTable`]: destination address -> gateway host name, longest-prefix match.
+//! * [`Ingress`]: host name -> namespace id (exact, then wildcard walking up the labels).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod ingress;
+pub mod table;
+
+pub use ingress::Ingress;
+pub use table::{Route, RouteTable};

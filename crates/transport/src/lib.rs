@@ -1,0 +1,1 @@
+//! rgost transport
