@@ -1,1 +1,147 @@
-fn main() {}
+//! `rgost`: GOST v3's routing tunnel. Accepts GOST's `-L`, `-F`, `-C` and `-D`.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use rgost_client::Client;
+use rgost_config::{Loaded, ServiceKind};
+use rgost_server::{Server, Settings};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// A GOST v3 compatible routing tunnel: router server and TUN client.
+#[derive(Debug, Parser)]
+#[command(name = "rgost", version, about, long_about = None)]
+struct Cli {
+    /// A service, as a GOST URL (e.g. "tun:///host-1?net=192.168.123.1/24"). Repeatable.
+    #[arg(short = 'L', value_name = "URL")]
+    services: Vec<String>,
+    /// A chain node, as a GOST URL (e.g. "router://server:8443"). Repeatable; all form one chain.
+    #[arg(short = 'F', value_name = "URL")]
+    nodes: Vec<String>,
+    /// A GOST config file (YAML or JSON).
+    #[arg(short = 'C', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Debug logging (RUST_LOG overrides).
+    #[arg(short = 'D')]
+    debug: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if cli.debug { "debug" } else { "info" };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("rgost: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Loaded { config, warnings } =
+        rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    anyhow::ensure!(
+        !config.services.is_empty(),
+        "nothing to run: give services with -L or a config file with -C"
+    );
+
+    // Set everything up before starting anything, so a bad port or a TUN
+    // failure stops the start with nothing half-running.
+    let shutdown = CancellationToken::new();
+    let mut routers = Vec::new();
+    let mut clients = Vec::new();
+    for service in &config.services {
+        match &service.kind {
+            ServiceKind::Router(router) => {
+                let listener = rgost_server::bind(router)
+                    .with_context(|| format!("service {}", service.name))?;
+                let addr = listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                tracing::info!(service = %service.name, %addr, "router service listening");
+                routers.push((
+                    Server::new(Settings::from_config(router, &config)),
+                    listener,
+                ));
+            }
+            ServiceKind::Tun(tun) => {
+                let client = Client::start(tun.clone()).await.with_context(|| {
+                    format!("service {}: cannot set up the TUN device", service.name)
+                })?;
+                clients.push(client);
+            }
+        }
+    }
+
+    let mut tasks = JoinSet::new();
+    for (server, listener) in routers {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            server.serve(listener, shutdown).await;
+            Ok(())
+        });
+    }
+    for client in clients {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { client.run(shutdown).await.map_err(anyhow::Error::from) });
+    }
+
+    let mut failure = None;
+    tokio::select! {
+        signal = shutdown_signal() => {
+            signal?;
+            tracing::info!("shutting down");
+        }
+        Some(done) = tasks.join_next() => {
+            failure = Some(match done {
+                Ok(Ok(())) => anyhow::anyhow!("a service stopped unexpectedly"),
+                Ok(Err(e)) => e,
+                Err(e) => anyhow::anyhow!("a service crashed: {e}"),
+            });
+        }
+    }
+    shutdown.cancel();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("{e:#}"),
+            Err(e) => tracing::error!("a service crashed: {e}"),
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

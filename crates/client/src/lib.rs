@@ -1,1 +1,220 @@
-//! rgost client
+//! The routing tunnel's TUN client (`listener: tun`, `handler: tun`).
+//!
+//! [`Client::start`] creates the TUN device (its addresses and routes stay up
+//! for the client's whole life); [`Client::run`] keeps one connection to the
+//! router server, reconnecting with [`backoff`], and pumps packets between
+//! the device and the connection ([`session`]); the connection's handshake
+//! is in [`handshake`]. On shutdown the device and its routes are removed.
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod handshake;
+pub mod session;
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use rgost_config::TunService;
+use rgost_relay::{Addr, Host};
+use rgost_tun::{Tun, TunConfig, TunError, TunRoute};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+
+/// Packets read from the TUN device waiting for the connection.
+const TUN_QUEUE: usize = 256;
+
+/// Why a client stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The TUN device could not be set up or removed.
+    #[error(transparent)]
+    Tun(#[from] TunError),
+    /// Reading the TUN device failed for good.
+    #[error("reading TUN device {name}: {source}")]
+    TunRead {
+        /// The device.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A TUN client with its device created.
+#[derive(Debug)]
+pub struct Client {
+    service: TunService,
+    tun: Tun,
+}
+
+impl Client {
+    /// Creates the TUN device (addresses, MTU, routes).
+    pub async fn start(service: TunService) -> Result<Client, ClientError> {
+        if !service.tun.dns.is_empty() {
+            tracing::warn!("tun: dns is not applied by rgost; configure the resolver yourself");
+        }
+        let config = TunConfig {
+            name: service.tun.name.clone(),
+            addrs: service.tun.addrs.clone(),
+            mtu: service.tun.mtu,
+            routes: service
+                .tun
+                .routes
+                .iter()
+                .map(|r| TunRoute {
+                    dst: r.dst,
+                    gateway: r.gateway,
+                })
+                .collect(),
+        };
+        let tun = Tun::create(&config).await?;
+        tracing::info!(
+            device = tun.name(),
+            net = ?service.tun.addrs,
+            routes = ?service.tun.routes.iter().map(|r| r.dst).collect::<Vec<_>>(),
+            mtu = tun.mtu(),
+            "TUN device up"
+        );
+        Ok(Client { service, tun })
+    }
+
+    /// The device's name.
+    pub fn device(&self) -> &str {
+        self.tun.name()
+    }
+
+    /// Relays until `shutdown` fires, reconnecting as needed, then closes the
+    /// connection and removes the device and its routes.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ClientError> {
+        let Client { service, tun } = self;
+        let tun = Arc::new(tun);
+        let (tx, mut rx) = mpsc::channel(TUN_QUEUE);
+        let stop_reader = shutdown.child_token();
+        let reader = tokio::spawn(read_tun(Arc::clone(&tun), tx, stop_reader.clone()));
+
+        let read_result = tokio::select! {
+            () = connect_loop(&service, &tun, &mut rx, &shutdown) => Ok(()),
+            r = reader => r.unwrap_or(Ok(())),
+        };
+        stop_reader.cancel();
+        let name = tun.name().to_owned();
+        match Arc::try_unwrap(tun) {
+            Ok(tun) => tun.close().await?,
+            Err(_) => {
+                tracing::warn!(device = %name, "TUN device still in use; it goes when the process exits")
+            }
+        }
+        tracing::info!(device = %name, "TUN device removed");
+        read_result.map_err(|source| ClientError::TunRead { name, source })
+    }
+}
+
+/// Keeps a session up until shutdown.
+async fn connect_loop(
+    service: &TunService,
+    tun: &Tun,
+    rx: &mut mpsc::Receiver<Bytes>,
+    shutdown: &CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    let src = source_addr(service);
+    let nodes = &service.chain.nodes;
+    let mut next_node = 0;
+    loop {
+        let Some(node) = nodes.get(next_node % nodes.len().max(1)) else {
+            tracing::error!("chain {} has no nodes", service.chain.name);
+            shutdown.cancelled().await;
+            return;
+        };
+        let attempt = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = handshake::connect(node, &service.host, src.clone()) => r,
+        };
+        match attempt {
+            Ok(connected) => {
+                tracing::info!(
+                    host = %service.host,
+                    remote = %node.addr,
+                    connector = %connected.connector_id,
+                    "connected to router server"
+                );
+                let started = Instant::now();
+                // Packets read while disconnected are stale: drop them.
+                while rx.try_recv().is_ok() {}
+                let end = session::relay(connected, tun, rx, shutdown).await;
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                tracing::warn!(host = %service.host, remote = %node.addr, reason = %end, "connection lost");
+                if started.elapsed() >= backoff::HEALTHY_SESSION {
+                    backoff.reset();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(host = %service.host, remote = %node.addr, error = %e, "cannot connect to router server");
+                next_node += 1;
+            }
+        }
+        let delay = backoff.next_delay();
+        tracing::debug!(?delay, "reconnecting after delay");
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// The ASSOCIATE source: the device's first address with port 0, as GOST sends.
+fn source_addr(service: &TunService) -> Addr {
+    let host = match service.tun.addrs.first().map(|n| n.addr()) {
+        Some(std::net::IpAddr::V4(ip)) => Host::Ipv4(ip),
+        Some(std::net::IpAddr::V6(ip)) => Host::Ipv6(ip),
+        None => Host::Ipv4(std::net::Ipv4Addr::UNSPECIFIED),
+    };
+    Addr { host, port: 0 }
+}
+
+/// Reads packets from the device into the queue; when the queue is full (no
+/// connection, or it is slower than the device) packets are dropped.
+async fn read_tun(
+    tun: Arc<Tun>,
+    tx: mpsc::Sender<Bytes>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let mut scratch = vec![0u8; 65536];
+    let mut chunk = BytesMut::new();
+    let mut dropped: u64 = 0;
+    loop {
+        let n = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            r = tun.recv(&mut scratch) => r?,
+        };
+        let Some(packet) = scratch.get(..n) else {
+            continue;
+        };
+        if packet.is_empty() {
+            continue;
+        }
+        if chunk.capacity() - chunk.len() < n {
+            chunk.reserve(64 * 1024);
+        }
+        chunk.extend_from_slice(packet);
+        match tx.try_send(chunk.split().freeze()) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                dropped += 1;
+                if dropped.is_power_of_two() {
+                    tracing::debug!(
+                        dropped,
+                        "TUN packets dropped: no connection or it is too slow"
+                    );
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+        }
+    }
+}

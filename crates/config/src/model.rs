@@ -69,7 +69,6 @@ pub struct ListenAddr {
 
 /// Listener types rgost implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum ListenerKind {
     /// Plain TCP.
     Tcp,
@@ -162,7 +161,6 @@ impl std::fmt::Debug for Credentials {
 
 /// Dialer types rgost implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum DialerKind {
     /// Plain TCP.
     Tcp,

@@ -1,0 +1,128 @@
+//! The server side of the handshake: read one request (bounded), decide.
+
+use bytes::BytesMut;
+use rgost_relay::{Command, DecodeError, Host, Request, Status, TunnelId};
+use rgost_routing::Ingress;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Why no request could be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The peer closed before sending a whole request.
+    #[error("connection closed during handshake")]
+    Eof,
+    /// The bytes are not a valid request.
+    #[error("malformed request: {0}")]
+    Malformed(#[from] DecodeError),
+    /// The request declares more feature bytes than any real client sends.
+    #[error("request of {0} bytes exceeds the handshake size limit")]
+    TooLarge(usize),
+    /// Reading failed.
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The largest request accepted by default. The largest request a client can
+/// mean (UserAuth with 255-byte fields, two 255-byte domain Addrs, Network,
+/// Tunnel) is about 1.1 KB.
+pub const DEFAULT_MAX_REQUEST: usize = 2048;
+
+/// Reads one request into `buf`. Returns it and the number of bytes it used;
+/// bytes after it (the first frames) stay in `buf`. A request longer than
+/// `max_len` is refused as soon as its header says so; the caller bounds the time.
+pub async fn read_request<R: AsyncRead + Unpin + ?Sized>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    max_len: usize,
+) -> Result<(Request, usize), ReadError> {
+    loop {
+        if let [_, _, hi, lo, ..] = buf[..] {
+            let len = 4 + usize::from(u16::from_be_bytes([hi, lo]));
+            if len > max_len {
+                return Err(ReadError::TooLarge(len));
+            }
+        }
+        match Request::decode(buf) {
+            Ok(done) => return Ok(done),
+            Err(DecodeError::Incomplete(n)) => {
+                buf.reserve(n);
+                if r.read_buf(buf).await? == 0 {
+                    return Err(ReadError::Eof);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Register the connection.
+    Accept {
+        /// The host name it registers.
+        host: String,
+        /// Its namespace.
+        router_id: TunnelId,
+        /// The source address it reported (for logs).
+        src: Option<String>,
+    },
+    /// Answer with this status and close.
+    Refuse {
+        /// The status.
+        status: Status,
+        /// Why, for the log.
+        reason: &'static str,
+    },
+}
+
+/// Applies GOST's order of checks to a decoded request (the version was
+/// checked by decoding): command, then ingress.
+pub fn decide(request: &Request, ingress: Option<&Ingress>) -> Decision {
+    if request.command != Command::Associate {
+        return Decision::Refuse {
+            status: Status::BadRequest,
+            reason: "command is not ASSOCIATE",
+        };
+    }
+    let info = request.associate_info();
+    let host = match info.dst.map(|a| &a.host) {
+        None => String::new(),
+        Some(Host::Domain(name)) => match std::str::from_utf8(name) {
+            Ok(name) => name.to_owned(),
+            Err(_) => {
+                return Decision::Refuse {
+                    status: Status::BadRequest,
+                    reason: "host name is not UTF-8",
+                };
+            }
+        },
+        Some(Host::Ipv4(ip)) => ip.to_string(),
+        Some(Host::Ipv6(ip)) => ip.to_string(),
+    };
+    if let Some(ingress) = ingress {
+        if !host.is_empty() {
+            let allowed = ingress
+                .lookup(&host)
+                .map(TunnelId::from_uuid)
+                .unwrap_or(TunnelId::ZERO);
+            if allowed != info.router_id {
+                return Decision::Refuse {
+                    status: Status::HostUnreachable,
+                    reason: "ingress does not allow this host in this namespace",
+                };
+            }
+        }
+    }
+    let src = info.src.map(|a| match &a.host {
+        Host::Ipv4(ip) => format!("{ip}:{}", a.port),
+        Host::Ipv6(ip) => format!("[{ip}]:{}", a.port),
+        Host::Domain(name) => format!("{}:{}", String::from_utf8_lossy(name), a.port),
+    });
+    Decision::Accept {
+        host,
+        router_id: info.router_id,
+        src,
+    }
+}

@@ -1,0 +1,513 @@
+//! The router server over loopback, driven by raw relay-protocol clients:
+//! handshake and statuses, routing, drops, same-host flows, disconnects and
+//! a receiver that stops reading. No TUN, no root.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rgost_config::{ListenAddr, ListenerKind};
+use rgost_relay::{Addr, Command, DecodeError, Request, Response, Status, TunnelId, frame};
+use rgost_routing::{Ingress, Route, RouteTable};
+use rgost_server::{DropReason, Server, Settings};
+use rgost_transport::Listener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+const T: Duration = Duration::from_secs(5);
+const NS1: [u8; 16] = [
+    0xe8, 0x7f, 0x56, 0xdd, 0xfd, 0x57, 0x49, 0x21, 0x9a, 0xb8, 0xa0, 0x84, 0x76, 0x62, 0xda, 0xae,
+];
+
+fn route(dst: &str, gateway: &str) -> Route {
+    let dst = dst
+        .parse()
+        .unwrap_or_else(|_| ipnet::IpNet::from(dst.parse::<IpAddr>().expect("address")));
+    Route {
+        dst,
+        gateway: Arc::from(gateway),
+    }
+}
+
+fn seed_table() -> RouteTable {
+    RouteTable::new([
+        route("192.168.123.1/32", "host-1"),
+        route("192.168.100.0/24", "host-1"),
+        route("192.168.123.2/32", "host-2"),
+        route("192.168.200.0/24", "host-2"),
+        route("192.168.123.3/32", "host-3"),
+    ])
+}
+
+fn settings() -> Settings {
+    Settings {
+        read_timeout: Duration::from_millis(500),
+        queue_packets: 64,
+        routers: HashMap::from([("router-0".to_owned(), Arc::new(seed_table()))]),
+        default_router: Some("router-0".to_owned()),
+        ingress: None,
+        strict_source: true,
+        max_request: 2048,
+        max_connections: 64,
+        max_connections_per_ip: 32,
+    }
+}
+
+struct Running {
+    server: Arc<Server>,
+    addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn start(settings: Settings) -> Running {
+    let listener = Listener::bind(
+        ListenAddr {
+            ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            port: 0,
+        },
+        ListenerKind::Tcp,
+    )
+    .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = Server::new(settings);
+    let stop = CancellationToken::new();
+    tokio::spawn(Arc::clone(&server).serve(listener, stop.clone()));
+    Running { server, addr, stop }
+}
+
+/// A raw client: handshake, then frames.
+struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+fn associate(host: &str, router_id: Option<[u8; 16]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    Request::associate(
+        None,
+        Addr {
+            host: rgost_relay::Host::Ipv4(Ipv4Addr::new(10, 0, 0, 2)),
+            port: 0,
+        },
+        host.as_bytes(),
+        router_id.map(TunnelId::from_uuid),
+    )
+    .encode(&mut out);
+    out
+}
+
+async fn read_response(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<Response> {
+    loop {
+        match Response::decode(buf) {
+            Ok((r, used)) => {
+                let _ = buf.split_to(used);
+                return Some(r);
+            }
+            Err(DecodeError::Incomplete(_)) => {
+                if timeout(T, stream.read_buf(buf)).await.ok()?.ok()? == 0 {
+                    return None;
+                }
+            }
+            Err(e) => panic!("bad response: {e}"),
+        }
+    }
+}
+
+impl Client {
+    async fn connect(
+        addr: SocketAddr,
+        host: &str,
+        router_id: Option<[u8; 16]>,
+    ) -> (Client, Response) {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(&associate(host, router_id))
+            .await
+            .expect("send request");
+        let mut buf = BytesMut::new();
+        let response = read_response(&mut stream, &mut buf)
+            .await
+            .expect("response");
+        (Client { stream, buf }, response)
+    }
+
+    async fn ok(addr: SocketAddr, host: &str) -> Client {
+        let (client, response) = Client::connect(addr, host, None).await;
+        assert_eq!(response.status, Status::Ok);
+        client
+    }
+
+    async fn send(&mut self, packet: &[u8]) {
+        let mut out = Vec::new();
+        assert!(frame::encode(packet, &mut out));
+        self.stream.write_all(&out).await.expect("send frame");
+    }
+
+    /// The next packet, or None after `wait` without one.
+    async fn recv_within(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        loop {
+            if let Some((packet, rest)) = frame::split(&self.buf) {
+                let packet = packet.to_vec();
+                let used = self.buf.len() - rest.len();
+                let _ = self.buf.split_to(used);
+                return Some(packet);
+            }
+            match timeout(wait, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> Vec<u8> {
+        self.recv_within(T).await.expect("a packet")
+    }
+}
+
+/// An IPv4/UDP packet (checksums are not checked by the relay).
+fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let total = 28 + payload.len();
+    let mut p = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+const H1: [u8; 4] = [192, 168, 123, 1];
+const H2: [u8; 4] = [192, 168, 123, 2];
+const H3: [u8; 4] = [192, 168, 123, 3];
+
+async fn until(mut cond: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached");
+}
+
+#[tokio::test]
+async fn handshake_ok_gives_fresh_connector_ids() {
+    let srv = start(settings());
+    let (_a, ra) = Client::connect(srv.addr, "host-1", None).await;
+    let (_b, rb) = Client::connect(srv.addr, "host-2", Some(NS1)).await;
+    assert_eq!(ra.status, Status::Ok);
+    assert_eq!(rb.status, Status::Ok);
+    let (ia, ib) = (
+        ra.connector_id().expect("id"),
+        rb.connector_id().expect("id"),
+    );
+    assert!(!ia.is_zero() && ia != ib);
+}
+
+#[tokio::test]
+async fn bad_version_closes_without_reply() {
+    let srv = start(settings());
+    let mut stream = TcpStream::connect(srv.addr).await.expect("connect");
+    let mut request = associate("host-1", None);
+    request[0] = 0x05;
+    stream.write_all(&request).await.expect("send");
+    let mut buf = Vec::new();
+    let n = timeout(T, stream.read_to_end(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "no reply expected, got {buf:02x?}");
+}
+
+#[tokio::test]
+async fn other_commands_get_bad_request() {
+    let srv = start(settings());
+    for command in [Command::Connect, Command::Bind] {
+        let mut stream = TcpStream::connect(srv.addr).await.expect("connect");
+        let mut out = Vec::new();
+        Request {
+            command,
+            features: vec![],
+        }
+        .encode(&mut out);
+        stream.write_all(&out).await.expect("send");
+        let mut buf = Vec::new();
+        timeout(T, stream.read_to_end(&mut buf))
+            .await
+            .expect("closed")
+            .expect("read");
+        assert_eq!(buf, [0x01, 0x01, 0x00, 0x00]);
+    }
+}
+
+#[tokio::test]
+async fn handshake_read_is_bounded_in_time() {
+    let srv = start(settings());
+    let mut stream = TcpStream::connect(srv.addr).await.expect("connect");
+    stream
+        .write_all(&[0x01, 0x03, 0x00])
+        .await
+        .expect("send partial");
+    let mut buf = Vec::new();
+    let started = tokio::time::Instant::now();
+    let n = timeout(T, stream.read_to_end(&mut buf))
+        .await
+        .expect("closed by the server")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(srv.server.stats().refused_total() >= 1);
+}
+
+#[tokio::test]
+async fn ingress_refuses_wrong_namespace() {
+    let mut s = settings();
+    s.ingress = Some(Ingress::new([("host-1".to_owned(), NS1)]));
+    let srv = start(s);
+    let (_c, r) = Client::connect(srv.addr, "host-1", None).await;
+    assert_eq!(r.status, Status::HostUnreachable);
+    let (_c, r) = Client::connect(srv.addr, "host-1", Some(NS1)).await;
+    assert_eq!(r.status, Status::Ok);
+    // No rule: only the zero id is allowed.
+    let (_c, r) = Client::connect(srv.addr, "host-9", Some(NS1)).await;
+    assert_eq!(r.status, Status::HostUnreachable);
+    let (_c, r) = Client::connect(srv.addr, "host-9", None).await;
+    assert_eq!(r.status, Status::Ok);
+}
+
+#[tokio::test]
+async fn routes_by_host_address_and_cidr_both_ways() {
+    let srv = start(settings());
+    let mut c1 = Client::ok(srv.addr, "host-1").await;
+    let mut c2 = Client::ok(srv.addr, "host-2").await;
+    let p = udp4(H1, H2, 1000, 2000, b"hi");
+    c1.send(&p).await;
+    assert_eq!(c2.recv().await, p);
+    let lan = udp4(H2, [192, 168, 100, 7], 1000, 2000, b"to the LAN");
+    c2.send(&lan).await;
+    assert_eq!(c1.recv().await, lan);
+    // The spec's example frame, byte for byte.
+    let spec = [
+        0x45, 0x00, 0x00, 0x16, 0x12, 0x34, 0x00, 0x00, 0x40, 0x11, 0xf1, 0x4e, 0xc0, 0xa8, 0x7b,
+        0x01, 0xc0, 0xa8, 0x7b, 0x02, 0x68, 0x69,
+    ];
+    c1.stream
+        .write_all(&[&[0x00, 0x16][..], &spec[..]].concat())
+        .await
+        .expect("send");
+    assert_eq!(c2.recv().await, spec);
+}
+
+#[tokio::test]
+async fn drops_are_counted_and_the_stream_goes_on() {
+    let srv = start(settings());
+    let mut c1 = Client::ok(srv.addr, "host-1").await;
+    let mut c2 = Client::ok(srv.addr, "host-2").await;
+    c1.send(&[]).await; // zero-length frame
+    c1.send(&[0x00, 0x01, 0x02]).await; // not IP
+    c1.send(&[0x45, 0x00]).await; // truncated IPv4
+    c1.send(&udp4(H1, [10, 9, 9, 9], 1, 2, b"no route")).await;
+    c1.send(&udp4(H1, H3, 1, 2, b"no host-3 connected")).await;
+    let good = udp4(H1, H2, 1, 2, b"still flowing");
+    c1.send(&good).await;
+    assert_eq!(c2.recv().await, good);
+    let stats = srv.server.stats();
+    until(|| stats.drops(DropReason::NoHost) == 1).await;
+    assert_eq!(stats.drops(DropReason::Empty), 1);
+    assert_eq!(stats.drops(DropReason::NotIp), 2);
+    assert_eq!(stats.drops(DropReason::NoRoute), 1);
+}
+
+#[tokio::test]
+async fn frames_split_across_reads() {
+    let srv = start(settings());
+    let mut c1 = Client::ok(srv.addr, "host-1").await;
+    let mut c2 = Client::ok(srv.addr, "host-2").await;
+    let p = udp4(H1, H2, 5, 6, &[7u8; 1000]);
+    let mut framed = Vec::new();
+    frame::encode(&p, &mut framed);
+    framed.extend_from_slice(&framed.clone());
+    for chunk in framed.chunks(7) {
+        c1.stream.write_all(chunk).await.expect("send");
+        c1.stream.flush().await.expect("flush");
+    }
+    assert_eq!(c2.recv().await, p);
+    assert_eq!(c2.recv().await, p);
+}
+
+#[tokio::test]
+async fn request_and_first_frames_in_one_write() {
+    let srv = start(settings());
+    let mut c2 = Client::ok(srv.addr, "host-2").await;
+    let mut stream = TcpStream::connect(srv.addr).await.expect("connect");
+    let p = udp4(H1, H2, 5, 6, b"early");
+    let mut bytes = associate("host-1", None);
+    frame::encode(&p, &mut bytes);
+    stream.write_all(&bytes).await.expect("send");
+    assert_eq!(c2.recv().await, p);
+}
+
+#[tokio::test]
+async fn same_host_flows_stick_and_move_when_a_connection_closes() {
+    let srv = start(settings());
+    let mut sender = Client::ok(srv.addr, "host-1").await;
+    let mut a = Client::ok(srv.addr, "host-2").await;
+    let mut b = Client::ok(srv.addr, "host-2").await;
+    until(|| srv.server.stats().accepted_total() == 3).await;
+
+    // 64 flows (by source port), 3 rounds: each flow always lands on the same connection.
+    let mut owner: HashMap<u16, char> = HashMap::new();
+    for round in 0..3 {
+        for port in 0..64u16 {
+            sender
+                .send(&udp4(H1, H2, 10_000 + port, 53, &[round]))
+                .await;
+        }
+        let mut seen = HashSet::new();
+        for (name, conn) in [('a', &mut a), ('b', &mut b)] {
+            while let Some(p) = conn.recv_within(Duration::from_millis(300)).await {
+                let port = u16::from_be_bytes([p[20], p[21]]) - 10_000;
+                assert!(seen.insert(port), "flow {port} delivered twice");
+                let prev = owner.insert(port, name);
+                assert!(
+                    prev.is_none() || prev == Some(name),
+                    "flow {port} moved from {prev:?} to {name}"
+                );
+            }
+        }
+        assert_eq!(seen.len(), 64, "every packet delivered exactly once");
+    }
+    let on_a: Vec<u16> = owner
+        .iter()
+        .filter(|(_, c)| **c == 'a')
+        .map(|(p, _)| *p)
+        .collect();
+    assert!(
+        !on_a.is_empty() && on_a.len() < 64,
+        "flows spread over both connections: {} on a",
+        on_a.len()
+    );
+
+    // Close b: its flows move to a; a's flows stay.
+    drop(b);
+    until(|| srv.server.connections(&TunnelId::ZERO, "host-2") == 1).await;
+    for port in 0..64u16 {
+        sender
+            .send(&udp4(H1, H2, 10_000 + port, 53, b"after"))
+            .await;
+    }
+    let mut got = HashSet::new();
+    while let Some(p) = a.recv_within(Duration::from_millis(300)).await {
+        got.insert(u16::from_be_bytes([p[20], p[21]]) - 10_000);
+    }
+    assert_eq!(got.len(), 64, "all flows now on the remaining connection");
+}
+
+#[tokio::test]
+async fn a_closed_connection_is_removed_at_once() {
+    let srv = start(settings());
+    let mut c1 = Client::ok(srv.addr, "host-1").await;
+    let c2 = Client::ok(srv.addr, "host-2").await;
+    assert_eq!(srv.server.connections(&TunnelId::ZERO, "host-2"), 1);
+    drop(c2);
+    until(|| srv.server.connections(&TunnelId::ZERO, "host-2") == 0).await;
+    c1.send(&udp4(H1, H2, 1, 2, b"x")).await;
+    let stats = srv.server.stats();
+    until(|| stats.drops(DropReason::NoHost) == 1).await;
+    // A replacement registers under the same name and gets traffic.
+    let mut again = Client::ok(srv.addr, "host-2").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let p = udp4(H1, H2, 1, 2, b"y");
+    c1.send(&p).await;
+    assert_eq!(again.recv().await, p);
+}
+
+#[tokio::test]
+async fn namespaces_are_isolated() {
+    let mut s = settings();
+    s.routers
+        .insert(TunnelId::from_uuid(NS1).to_string(), Arc::new(seed_table()));
+    let srv = start(s);
+    let mut a1 = Client::connect(srv.addr, "host-1", Some(NS1)).await.0;
+    let mut a2 = Client::connect(srv.addr, "host-2", Some(NS1)).await.0;
+    let mut z2 = Client::ok(srv.addr, "host-2").await;
+    let p = udp4(H1, H2, 1, 2, b"ns1");
+    a1.send(&p).await;
+    assert_eq!(a2.recv().await, p);
+    assert!(
+        z2.recv_within(Duration::from_millis(300)).await.is_none(),
+        "packet leaked into the zero namespace"
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_that_stops_reading_does_not_stall_others() {
+    let srv = start(settings());
+    let mut sender = Client::ok(srv.addr, "host-1").await;
+    let _stuck = Client::ok(srv.addr, "host-2").await; // never reads
+    let mut healthy = Client::ok(srv.addr, "host-3").await;
+    let big = udp4(H1, H2, 1, 2, &[0u8; 1400]);
+    let mut burst = Vec::new();
+    for _ in 0..200 {
+        frame::encode(&big, &mut burst);
+    }
+    // Enough to fill the stuck peer's socket buffers and queue many times over.
+    for _ in 0..100 {
+        timeout(T, sender.stream.write_all(&burst))
+            .await
+            .expect("sender never blocks")
+            .expect("send");
+    }
+    let p = udp4(H1, H3, 1, 2, b"still served");
+    sender.send(&p).await;
+    assert_eq!(healthy.recv().await, p);
+    assert!(srv.server.stats().drops(DropReason::QueueFull) > 0);
+}
+
+#[tokio::test]
+async fn spoofed_sources_are_dropped_unless_turned_off() {
+    let srv = start(settings());
+    let mut c1 = Client::ok(srv.addr, "host-1").await;
+    let mut c2 = Client::ok(srv.addr, "host-2").await;
+    // host-1 claims host-3's address, then an address nobody routes.
+    c1.send(&udp4(H3, H2, 1, 2, b"spoofed")).await;
+    c1.send(&udp4([8, 8, 8, 8], H2, 1, 2, b"spoofed")).await;
+    let good = udp4([192, 168, 100, 9], H2, 1, 2, b"from host-1's LAN");
+    c1.send(&good).await;
+    assert_eq!(c2.recv().await, good);
+    assert_eq!(srv.server.stats().drops(DropReason::Spoofed), 2);
+
+    let mut s = settings();
+    s.strict_source = false;
+    let srv = start(s);
+    let mut c1 = Client::ok(srv.addr, "host-1").await;
+    let mut c2 = Client::ok(srv.addr, "host-2").await;
+    let p = udp4([8, 8, 8, 8], H2, 1, 2, b"allowed");
+    c1.send(&p).await;
+    assert_eq!(c2.recv().await, p);
+}
