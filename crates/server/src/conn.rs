@@ -2,20 +2,23 @@
 //! in, routed to other connections' queues) and the writer (this
 //! connection's queue out, many frames per write).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use rgost_relay::{Response, TunnelId};
+use rgost_relay::{Response, Status, TunnelId};
 use rgost_transport::{Conn, FrameReader, FrameWriter, ReadHalf, WriteHalf};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Server;
 use crate::forward::{self, Origin, Verdict};
-use crate::handshake::{self, Decision};
-use crate::namespace::{Namespace, Peer, Registration};
+use crate::handshake::{self, Associate, Refusal};
+use crate::namespace::{HostMap, Namespace, Peer, Registration};
+use crate::router::{LocalCache, Lookup, PluginCache, Router};
 use crate::stats::DropReason;
 
 /// Packets taken off the queue per write.
@@ -24,11 +27,7 @@ const WRITE_BATCH: usize = 256;
 impl Server {
     /// Serves one accepted connection to its end.
     pub(crate) async fn handle(self: Arc<Self>, conn: Conn, shutdown: CancellationToken) {
-        let Conn {
-            mut reader,
-            mut writer,
-            peer: remote,
-        } = conn;
+        let Conn { mut reader, mut writer, peer: remote } = conn;
         let mut buf = BytesMut::new();
         let read = tokio::time::timeout(
             self.settings.read_timeout,
@@ -48,33 +47,24 @@ impl Server {
                 return;
             }
         };
-        let (host, router_id, src) =
-            match handshake::decide(&request, self.settings.ingress.as_ref()) {
-                Decision::Accept {
-                    host,
-                    router_id,
-                    src,
-                } => (host, router_id, src),
-                Decision::Refuse { status, reason } => {
-                    tracing::info!(%remote, ?status, reason, "refused");
-                    self.stats.refused();
-                    let mut out = Vec::new();
-                    Response::error(status).encode(&mut out);
-                    let _ = writer.write_all(&out).await;
-                    let _ = writer.shutdown().await;
-                    return;
-                }
-            };
+        let associate = match self.check(&request, remote).await {
+            Ok(associate) => associate,
+            Err(Refusal { status, reason }) => {
+                tracing::info!(%remote, ?status, reason, "refused");
+                self.stats.refused();
+                let mut out = Vec::new();
+                Response::error(status).encode(&mut out);
+                let _ = writer.write_all(&out).await;
+                let _ = writer.shutdown().await;
+                return;
+            }
+        };
+        let Associate { host, router_id, src } = associate;
         let initial = buf.split_off(used);
 
         let (tx, rx) = mpsc::channel(self.settings.queue_packets.max(1));
-        let peer = Peer {
-            id: self.namespaces.next_peer_id(),
-            tx,
-        };
-        let reg =
-            self.namespaces
-                .register(&self.settings, router_id, Arc::from(host.as_str()), peer);
+        let peer = Peer { id: self.namespaces.next_peer_id(), tx };
+        let reg = self.namespaces.register(&self.settings, router_id, Arc::from(host.as_str()), peer);
         let span = tracing::info_span!("conn", host = %reg.host, router = %router_id, %remote);
         self.stats.accepted();
 
@@ -89,16 +79,38 @@ impl Server {
         tracing::info!(
             parent: &span,
             src = src.as_deref().unwrap_or("-"),
-            table = reg.namespace.router.as_deref().unwrap_or("(none)"),
+            router_name = reg.namespace.router_name.as_deref().unwrap_or("(none)"),
             "connected"
         );
-        if reg.namespace.router.is_none() {
+        if reg.namespace.router_name.is_none() {
             tracing::warn!(parent: &span, "no router for this namespace and no default router: its packets have no route");
         }
 
-        self.relay(reg, reader, writer, rx, &initial, shutdown)
-            .instrument(span)
-            .await;
+        self.relay(reg, reader, writer, rx, &initial, shutdown).instrument(span).await;
+    }
+
+    /// GOST's order of checks after the version: authentication, command,
+    /// then ingress; rgost's host binding last.
+    async fn check(&self, request: &rgost_relay::Request, remote: SocketAddr) -> Result<Associate, Refusal> {
+        let credentials = request.associate_info().auth;
+        if let Some(auther) = &self.settings.auther {
+            if !auther.check(&self.settings.service, credentials, remote).await {
+                return Err(Refusal { status: Status::Unauthorized, reason: "bad or missing credentials" });
+            }
+        }
+        let associate = handshake::associate(request)?;
+        if let Some(binding) = &self.settings.host_binding {
+            if !credentials.is_some_and(|(user, _)| binding.allows(user, &associate.host)) {
+                return Err(Refusal { status: Status::Forbidden, reason: "this user may not register this host name" });
+            }
+        }
+        if let Some(ingress) = &self.settings.ingress {
+            if !associate.host.is_empty() {
+                let endpoint = ingress.lookup(&associate.host, &self.settings.service).await;
+                handshake::check_ingress(&associate, endpoint)?;
+            }
+        }
+        Ok(associate)
     }
 
     async fn relay(
@@ -127,43 +139,44 @@ impl Server {
     }
 
     /// Reads frames until end of stream and routes each packet.
-    async fn read_frames(
-        &self,
-        reg: &Registration,
-        mut reader: ReadHalf,
-        initial: &[u8],
-    ) -> std::io::Result<()> {
-        let namespace: &Namespace = &reg.namespace;
-        let origin = Origin {
-            host: &reg.host,
-            strict_source: self.settings.strict_source,
-        };
+    async fn read_frames(&self, reg: &Registration, mut reader: ReadHalf, initial: &[u8]) -> std::io::Result<()> {
+        let namespace = &reg.namespace;
+        let origin = Origin { host: &reg.host, strict_source: self.settings.strict_source };
         let mut frames = FrameReader::with_initial(initial);
+        let mut local = LocalCache::default();
         loop {
+            // One snapshot of hosts and routes per read batch.
             let hosts = namespace.hosts();
+            let table = match namespace.router.as_deref() {
+                Some(Router::Table(table)) => Some(table.load()),
+                _ => None,
+            };
+            let now = Instant::now();
             let mut forwarded = 0;
             while let Some(packet) = frames.next_packet() {
-                match forward::route(&packet, &namespace.table, &hosts, origin) {
+                let verdict = match (&table, namespace.plugin()) {
+                    (Some(table), _) => forward::route(&packet, table, &hosts, origin),
+                    (None, Some(plugin)) => {
+                        match self.route_by_plugin(namespace, plugin, &mut local, &hosts, &packet, now) {
+                            Some(verdict) => verdict,
+                            None => continue, // held until the plugin answers
+                        }
+                    }
+                    (None, None) => Verdict::Drop(DropReason::NoRoute),
+                };
+                match verdict {
                     Verdict::Deliver(peer) => match peer.tx.try_send(packet) {
                         Ok(()) => forwarded += 1,
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            self.stats.drop_packet(DropReason::QueueFull)
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => {
-                            self.stats.drop_packet(DropReason::Closed)
-                        }
+                        Err(mpsc::error::TrySendError::Full(_)) => self.stats.drop_packet(DropReason::QueueFull),
+                        Err(mpsc::error::TrySendError::Closed(_)) => self.stats.drop_packet(DropReason::Closed),
                     },
                     Verdict::Drop(reason) => {
-                        tracing::trace!(
-                            reason = reason.name(),
-                            len = packet.len(),
-                            "dropped packet"
-                        );
+                        tracing::trace!(reason = reason.name(), len = packet.len(), "dropped packet");
                         self.stats.drop_packet(reason);
                     }
                 }
             }
-            drop(hosts);
+            drop((hosts, table));
             if forwarded > 0 {
                 self.stats.forwarded(forwarded);
             }
@@ -172,15 +185,45 @@ impl Server {
             }
         }
     }
+
+    /// Routes one packet through a plugin router: the reader's own cache,
+    /// then the namespace's; `None` when the packet is held for a lookup.
+    /// (The source check needs a table; plugin routers skip it.)
+    fn route_by_plugin<'h>(
+        &self,
+        namespace: &Arc<Namespace>,
+        plugin: &PluginCache,
+        local: &mut LocalCache,
+        hosts: &'h HostMap,
+        packet: &Bytes,
+        now: Instant,
+    ) -> Option<Verdict<'h>> {
+        let header = match forward::parse(packet) {
+            Ok(header) => header,
+            Err(reason) => return Some(Verdict::Drop(reason)),
+        };
+        let dst = header.dst();
+        let gateway = match local.get(dst, now) {
+            Some(gateway) => gateway,
+            None => match plugin.lookup(namespace, &self.stats, dst, packet, now) {
+                Lookup::Ready(gateway, expires) => {
+                    local.put(dst, gateway.clone(), expires);
+                    gateway
+                }
+                Lookup::Held => return None,
+                Lookup::Dropped(reason) => return Some(Verdict::Drop(reason)),
+            },
+        };
+        Some(match gateway {
+            Some(gateway) => forward::to_gateway(hosts, &gateway, header.flow_hash()),
+            None => Verdict::Drop(DropReason::NoRoute),
+        })
+    }
 }
 
 /// Drains this connection's queue into its socket, many frames per write.
 /// Ends (and cancels `done`) when the socket fails.
-async fn write_queue(
-    mut writer: WriteHalf,
-    mut rx: mpsc::Receiver<Bytes>,
-    done: CancellationToken,
-) {
+async fn write_queue(mut writer: WriteHalf, mut rx: mpsc::Receiver<Bytes>, done: CancellationToken) {
     let mut out = FrameWriter::default();
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     loop {

@@ -31,32 +31,31 @@ pub struct Origin<'a> {
 /// With `origin.strict_source`, a packet whose source address does not
 /// route back to the sending host is dropped as spoofed, as OpenVPN's iroute
 /// check does: a host may only send from addresses the router gives it.
-pub fn route<'a>(
-    packet: &[u8],
-    table: &RouteTable,
-    hosts: &'a HostMap,
-    origin: Origin<'_>,
-) -> Verdict<'a> {
-    if packet.is_empty() {
-        return Verdict::Drop(DropReason::Empty);
-    }
-    let Ok(header) = IpHeader::new_checked(packet) else {
-        return Verdict::Drop(DropReason::NotIp);
+pub fn route<'a>(packet: &[u8], table: &RouteTable, hosts: &'a HostMap, origin: Origin<'_>) -> Verdict<'a> {
+    let header = match parse(packet) {
+        Ok(header) => header,
+        Err(reason) => return Verdict::Drop(reason),
     };
-    if origin.strict_source
-        && table
-            .lookup(header.src())
-            .is_none_or(|gw| gw.as_ref() != origin.host)
-    {
+    if origin.strict_source && table.lookup(header.src()).is_none_or(|gw| gw.as_ref() != origin.host) {
         return Verdict::Drop(DropReason::Spoofed);
     }
-    let Some(gateway) = table.lookup(header.dst()) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
-    let Some(peers) = hosts.get(gateway.as_ref()) else {
-        return Verdict::Drop(DropReason::NoHost);
-    };
-    match pick(peers, header.flow_hash()) {
+    match table.lookup(header.dst()) {
+        Some(gateway) => to_gateway(hosts, gateway, header.flow_hash()),
+        None => Verdict::Drop(DropReason::NoRoute),
+    }
+}
+
+/// Checks that `packet` is a routable IP packet and returns its header view.
+pub fn parse(packet: &[u8]) -> Result<IpHeader<&[u8]>, DropReason> {
+    if packet.is_empty() {
+        return Err(DropReason::Empty);
+    }
+    IpHeader::new_checked(packet).map_err(|_| DropReason::NotIp)
+}
+
+/// The connection of host `gateway` that carries flow `flow_hash`.
+pub fn to_gateway<'a>(hosts: &'a HostMap, gateway: &str, flow_hash: u64) -> Verdict<'a> {
+    match hosts.get(gateway).and_then(|peers| pick(peers, flow_hash)) {
         Some(peer) => Verdict::Deliver(peer),
         None => Verdict::Drop(DropReason::NoHost),
     }
@@ -69,9 +68,7 @@ pub fn pick(peers: &[Peer], flow_hash: u64) -> Option<&Peer> {
     match peers {
         [] => None,
         [only] => Some(only),
-        _ => peers
-            .iter()
-            .max_by_key(|p| mix(flow_hash ^ p.id.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
+        _ => peers.iter().max_by_key(|p| mix(flow_hash ^ p.id.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
     }
 }
 
@@ -89,29 +86,18 @@ mod tests {
     use super::*;
 
     fn peers(ids: &[u64]) -> Vec<Peer> {
-        ids.iter()
-            .map(|&id| Peer {
-                id,
-                tx: mpsc::channel(1).0,
-            })
-            .collect()
+        ids.iter().map(|&id| Peer { id, tx: mpsc::channel(1).0 }).collect()
     }
 
     #[test]
     fn pick_is_stable_and_moves_only_the_closed_connections_flows() {
         let all = peers(&[1, 2, 3, 4]);
         let flows: Vec<u64> = (0..10_000u64).map(|i| mix(i)).collect();
-        let before: Vec<u64> = flows
-            .iter()
-            .map(|&f| pick(&all, f).map(|p| p.id).unwrap_or(0))
-            .collect();
+        let before: Vec<u64> = flows.iter().map(|&f| pick(&all, f).map(|p| p.id).unwrap_or(0)).collect();
         // Balanced within reason.
         for id in 1..=4 {
             let share = before.iter().filter(|&&p| p == id).count();
-            assert!(
-                (1_500..3_500).contains(&share),
-                "peer {id} got {share} of 10000 flows"
-            );
+            assert!((1_500..3_500).contains(&share), "peer {id} got {share} of 10000 flows");
         }
         let without_3: Vec<Peer> = all.iter().filter(|p| p.id != 3).cloned().collect();
         for (f, was) in flows.iter().zip(&before) {

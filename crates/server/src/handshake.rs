@@ -2,7 +2,6 @@
 
 use bytes::BytesMut;
 use rgost_relay::{Command, DecodeError, Host, Request, Status, TunnelId};
-use rgost_routing::Ingress;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Why no request could be read.
@@ -56,35 +55,31 @@ pub async fn read_request<R: AsyncRead + Unpin + ?Sized>(
     }
 }
 
-/// What to do with a request.
+/// An ASSOCIATE request as the server reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Register the connection.
-    Accept {
-        /// The host name it registers.
-        host: String,
-        /// Its namespace.
-        router_id: TunnelId,
-        /// The source address it reported (for logs).
-        src: Option<String>,
-    },
-    /// Answer with this status and close.
-    Refuse {
-        /// The status.
-        status: Status,
-        /// Why, for the log.
-        reason: &'static str,
-    },
+pub struct Associate {
+    /// The host name the connection registers.
+    pub host: String,
+    /// Its namespace.
+    pub router_id: TunnelId,
+    /// The source address it reported (for logs).
+    pub src: Option<String>,
 }
 
-/// Applies GOST's order of checks to a decoded request (the version was
-/// checked by decoding): command, then ingress.
-pub fn decide(request: &Request, ingress: Option<&Ingress>) -> Decision {
+/// Why a request is refused: the status to answer, and a reason for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The status.
+    pub status: Status,
+    /// Why, for the log.
+    pub reason: &'static str,
+}
+
+/// GOST's step 3: only ASSOCIATE is served; reads the host name (the
+/// second Addr), the router id and the source.
+pub fn associate(request: &Request) -> Result<Associate, Refusal> {
     if request.command != Command::Associate {
-        return Decision::Refuse {
-            status: Status::BadRequest,
-            reason: "command is not ASSOCIATE",
-        };
+        return Err(Refusal { status: Status::BadRequest, reason: "command is not ASSOCIATE" });
     }
     let info = request.associate_info();
     let host = match info.dst.map(|a| &a.host) {
@@ -92,37 +87,27 @@ pub fn decide(request: &Request, ingress: Option<&Ingress>) -> Decision {
         Some(Host::Domain(name)) => match std::str::from_utf8(name) {
             Ok(name) => name.to_owned(),
             Err(_) => {
-                return Decision::Refuse {
-                    status: Status::BadRequest,
-                    reason: "host name is not UTF-8",
-                };
+                return Err(Refusal { status: Status::BadRequest, reason: "host name is not UTF-8" });
             }
         },
         Some(Host::Ipv4(ip)) => ip.to_string(),
         Some(Host::Ipv6(ip)) => ip.to_string(),
     };
-    if let Some(ingress) = ingress {
-        if !host.is_empty() {
-            let allowed = ingress
-                .lookup(&host)
-                .map(TunnelId::from_uuid)
-                .unwrap_or(TunnelId::ZERO);
-            if allowed != info.router_id {
-                return Decision::Refuse {
-                    status: Status::HostUnreachable,
-                    reason: "ingress does not allow this host in this namespace",
-                };
-            }
-        }
-    }
     let src = info.src.map(|a| match &a.host {
         Host::Ipv4(ip) => format!("{ip}:{}", a.port),
         Host::Ipv6(ip) => format!("[{ip}]:{}", a.port),
         Host::Domain(name) => format!("{}:{}", String::from_utf8_lossy(name), a.port),
     });
-    Decision::Accept {
-        host,
-        router_id: info.router_id,
-        src,
+    Ok(Associate { host, router_id: info.router_id, src })
+}
+
+/// GOST's step 4: the ingress rule's endpoint for the host (`None`: no rule,
+/// which counts as the zero id) must equal the request's router id.
+pub fn check_ingress(associate: &Associate, endpoint: Option<[u8; 16]>) -> Result<(), Refusal> {
+    let allowed = endpoint.map(TunnelId::from_uuid).unwrap_or(TunnelId::ZERO);
+    if allowed == associate.router_id {
+        Ok(())
+    } else {
+        Err(Refusal { status: Status::HostUnreachable, reason: "ingress pins this host name to another namespace" })
     }
 }

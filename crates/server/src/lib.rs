@@ -8,11 +8,14 @@
 //! writes it out. [`handshake`] decides whether a connection gets that far.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod conn;
 pub mod forward;
 pub mod handshake;
+pub mod ingress;
 pub mod limits;
 pub mod namespace;
+pub mod router;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -21,9 +24,12 @@ use std::time::Duration;
 
 use rgost_config::{Config, RouterService};
 use rgost_routing::{Ingress, RouteTable};
+
+pub use ingress::IngressSource;
 use rgost_transport::Listener;
 use tokio_util::sync::CancellationToken;
 
+pub use router::Router;
 pub use stats::{DropReason, Stats};
 
 /// Packets queued per connection before further packets to it are dropped.
@@ -52,11 +58,17 @@ pub struct Settings {
     /// Per-connection queue length (packets).
     pub queue_packets: usize,
     /// Routers by name.
-    pub routers: HashMap<String, Arc<RouteTable>>,
+    pub routers: HashMap<String, Arc<Router>>,
     /// The default router's name, used when the client's router id names no router.
     pub default_router: Option<String>,
+    /// The authenticator, if configured: clients without valid credentials get Unauthorized.
+    pub auther: Option<auth::Auther>,
+    /// Which hosts each user may register (beyond GOST; off when `None`).
+    pub host_binding: Option<auth::HostBinding>,
+    /// The service's name (sent to an ingress plugin).
+    pub service: String,
     /// The ingress, if configured.
-    pub ingress: Option<Ingress>,
+    pub ingress: Option<IngressSource>,
     /// Drop packets whose source address does not route back to the sender.
     pub strict_source: bool,
     /// Largest handshake request accepted (bytes).
@@ -75,32 +87,28 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 512;
 impl Settings {
     /// Builds the settings of `service` from the config's routers and ingresses.
     /// The config crate has already checked that referenced names exist.
-    pub fn from_config(service: &RouterService, config: &Config) -> Settings {
+    pub fn from_config(name: &str, service: &RouterService, config: &Config) -> Settings {
         let routers = config
             .routers
             .iter()
-            .map(|r| {
-                (
-                    r.name.clone(),
-                    Arc::new(RouteTable::new(r.routes.iter().cloned())),
-                )
-            })
+            .map(|r| (r.name.clone(), Arc::new(Router::table(RouteTable::new(r.routes.iter().cloned())))))
             .collect();
         let ingress = service.ingress.as_ref().and_then(|name| {
-            config.ingresses.iter().find(|i| &i.name == name).map(|i| {
-                Ingress::new(
-                    i.rules
-                        .iter()
-                        .map(|(host, id)| (host.clone(), *id.as_bytes())),
-                )
-            })
+            config
+                .ingresses
+                .iter()
+                .find(|i| &i.name == name)
+                .map(|i| Ingress::new(i.rules.iter().map(|(host, id)| (host.clone(), *id.as_bytes()))))
         });
         Settings {
             read_timeout: service.read_timeout,
             queue_packets: DEFAULT_QUEUE_PACKETS,
             routers,
             default_router: service.default_router.clone(),
-            ingress,
+            auther: None,
+            host_binding: None,
+            service: name.to_owned(),
+            ingress: ingress.map(IngressSource::rules),
             strict_source: true,
             max_request: handshake::DEFAULT_MAX_REQUEST,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -114,7 +122,7 @@ impl Settings {
 pub struct Server {
     settings: Settings,
     namespaces: namespace::Namespaces,
-    stats: Stats,
+    stats: Arc<Stats>,
     limits: limits::Limits,
 }
 
@@ -122,12 +130,7 @@ impl Server {
     /// A server with these settings and no connections.
     pub fn new(settings: Settings) -> Arc<Server> {
         let limits = limits::Limits::new(settings.max_connections, settings.max_connections_per_ip);
-        Arc::new(Server {
-            settings,
-            namespaces: namespace::Namespaces::default(),
-            stats: Stats::default(),
-            limits,
-        })
+        Arc::new(Server { settings, namespaces: namespace::Namespaces::default(), stats: Arc::default(), limits })
     }
 
     /// The drop and connection counters.

@@ -30,12 +30,7 @@ impl Limits {
     /// Limits of `max_total` connections and `max_per_ip` per address.
     pub fn new(max_total: usize, max_per_ip: usize) -> Limits {
         Limits {
-            inner: Arc::new(Inner {
-                total: AtomicUsize::new(0),
-                per_ip: Mutex::default(),
-                max_total,
-                max_per_ip,
-            }),
+            inner: Arc::new(Inner { total: AtomicUsize::new(0), per_ip: Mutex::default(), max_total, max_per_ip }),
         }
     }
 
@@ -53,10 +48,7 @@ impl Limits {
         }
         *count += 1;
         inner.total.fetch_add(1, Ordering::Relaxed);
-        Some(Slot {
-            inner: Arc::clone(inner),
-            ip,
-        })
+        Some(Slot { inner: Arc::clone(inner), ip })
     }
 
     /// Connections held now.
@@ -99,10 +91,7 @@ mod tests {
         let _a2 = limits.acquire(a).unwrap();
         assert!(limits.acquire(a).is_none(), "per-ip limit");
         let _b1 = limits.acquire(b).unwrap();
-        assert!(
-            limits.acquire("10.0.0.3".parse().unwrap()).is_none(),
-            "total limit"
-        );
+        assert!(limits.acquire("10.0.0.3".parse().unwrap()).is_none(), "total limit");
         drop(a1);
         assert_eq!(limits.total(), 2);
         assert!(limits.acquire(a).is_some());

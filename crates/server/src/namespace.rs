@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use rgost_relay::TunnelId;
-use rgost_routing::RouteTable;
 use tokio::sync::mpsc;
 
 use crate::Settings;
+use crate::router::{PluginCache, Router};
 
 /// Host name -> the connections registered under it.
 pub type HostMap = HashMap<Arc<str>, Box<[Peer]>>;
@@ -37,13 +37,19 @@ pub struct Namespace {
     /// The router id (namespace id).
     pub id: TunnelId,
     /// The name of the router in use, if any.
-    pub router: Option<String>,
-    /// The routing table in use (empty when no router applies).
-    pub table: Arc<RouteTable>,
+    pub router_name: Option<String>,
+    /// The router in use (none: every packet has no route).
+    pub router: Option<Arc<Router>>,
+    plugin: Option<PluginCache>,
     hosts: ArcSwap<HostMap>,
 }
 
 impl Namespace {
+    /// The plugin answer cache, when the router is a plugin.
+    pub fn plugin(&self) -> Option<&PluginCache> {
+        self.plugin.as_ref()
+    }
+
     /// The current host map snapshot. Load once per batch of packets.
     pub fn hosts(&self) -> arc_swap::Guard<Arc<HostMap>> {
         self.hosts.load()
@@ -69,17 +75,12 @@ pub struct Registration {
 }
 
 /// The router for `id`: the router named by the id's UUID string, else the default.
-pub fn select_router(settings: &Settings, id: &TunnelId) -> Option<(String, Arc<RouteTable>)> {
+pub fn select_router(settings: &Settings, id: &TunnelId) -> Option<(String, Arc<Router>)> {
     let by_id = id.to_string();
     settings
         .routers
         .get_key_value(&by_id)
-        .or_else(|| {
-            settings
-                .default_router
-                .as_ref()
-                .and_then(|name| settings.routers.get_key_value(name))
-        })
+        .or_else(|| settings.default_router.as_ref().and_then(|name| settings.routers.get_key_value(name)))
         .map(|(name, table)| (name.clone(), Arc::clone(table)))
 }
 
@@ -91,25 +92,15 @@ impl Namespaces {
 
     /// Registers `peer` under `host` in namespace `id`, creating the namespace
     /// (with the router [`select_router`] picks) if it does not exist.
-    pub fn register(
-        &self,
-        settings: &Settings,
-        id: TunnelId,
-        host: Arc<str>,
-        peer: Peer,
-    ) -> Registration {
+    pub fn register(&self, settings: &Settings, id: TunnelId, host: Arc<str>, peer: Peer) -> Registration {
         let mut map = self.lock();
         let namespace = Arc::clone(map.entry(id).or_insert_with(|| {
-            let (router, table) = match select_router(settings, &id) {
-                Some((name, table)) => (Some(name), table),
-                None => (None, Arc::new(RouteTable::default())),
+            let (router_name, router) = select_router(settings, &id).unzip();
+            let plugin = match router.as_deref() {
+                Some(Router::Plugin { resolver, ttl }) => Some(PluginCache::new(Arc::clone(resolver), *ttl)),
+                _ => None,
             };
-            Arc::new(Namespace {
-                id,
-                router,
-                table,
-                hosts: ArcSwap::default(),
-            })
+            Arc::new(Namespace { id, router_name, router, plugin, hosts: ArcSwap::default() })
         }));
         let peer_id = peer.id;
         let mut hosts = HostMap::clone(&namespace.hosts.load());
@@ -118,11 +109,7 @@ impl Namespaces {
         peers.push(peer);
         hosts.insert(Arc::clone(&host), peers.into_boxed_slice());
         namespace.hosts.store(Arc::new(hosts));
-        Registration {
-            namespace,
-            host,
-            peer_id,
-        }
+        Registration { namespace, host, peer_id }
     }
 
     /// Removes a registration at once; forgets the namespace when it has no hosts left.
@@ -131,22 +118,14 @@ impl Namespaces {
         let namespace = &reg.namespace;
         let mut hosts = HostMap::clone(&namespace.hosts.load());
         if let Some(peers) = hosts.remove(&reg.host) {
-            let rest: Vec<Peer> = peers
-                .iter()
-                .filter(|p| p.id != reg.peer_id)
-                .cloned()
-                .collect();
+            let rest: Vec<Peer> = peers.iter().filter(|p| p.id != reg.peer_id).cloned().collect();
             if !rest.is_empty() {
                 hosts.insert(Arc::clone(&reg.host), rest.into_boxed_slice());
             }
         }
         let empty = hosts.is_empty();
         namespace.hosts.store(Arc::new(hosts));
-        if empty
-            && map
-                .get(&namespace.id)
-                .is_some_and(|ns| Arc::ptr_eq(ns, namespace))
-        {
+        if empty && map.get(&namespace.id).is_some_and(|ns| Arc::ptr_eq(ns, namespace)) {
             map.remove(&namespace.id);
         }
     }
@@ -163,16 +142,11 @@ impl Namespaces {
 
     /// The number of connections registered under `host` in namespace `id`.
     pub fn connections(&self, id: &TunnelId, host: &str) -> usize {
-        self.lock()
-            .get(id)
-            .and_then(|ns| ns.hosts.load().get(host).map(|p| p.len()))
-            .unwrap_or(0)
+        self.lock().get(id).and_then(|ns| ns.hosts.load().get(host).map(|p| p.len())).unwrap_or(0)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<TunnelId, Arc<Namespace>>> {
         // The map stays consistent even if a holder panicked: every update is a single store.
-        self.map
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -19,10 +19,12 @@ pub enum DropReason {
     Closed,
     /// The source address does not route back to the sending host.
     Spoofed,
+    /// A plugin lookup could not take the packet (too many held or in flight).
+    Unresolved,
 }
 
 impl DropReason {
-    const ALL: [DropReason; 7] = [
+    const ALL: [DropReason; 8] = [
         DropReason::Empty,
         DropReason::NotIp,
         DropReason::NoRoute,
@@ -30,6 +32,7 @@ impl DropReason {
         DropReason::QueueFull,
         DropReason::Closed,
         DropReason::Spoofed,
+        DropReason::Unresolved,
     ];
 
     /// A short name for logs and metrics.
@@ -42,6 +45,7 @@ impl DropReason {
             DropReason::QueueFull => "queue_full",
             DropReason::Closed => "closed",
             DropReason::Spoofed => "spoofed",
+            DropReason::Unresolved => "unresolved",
         }
     }
 }
@@ -49,7 +53,7 @@ impl DropReason {
 /// Server-wide counters.
 #[derive(Debug, Default)]
 pub struct Stats {
-    drops: [AtomicU64; 7],
+    drops: [AtomicU64; 8],
     forwarded: AtomicU64,
     accepted: AtomicU64,
     refused: AtomicU64,

@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use rgost_config::{ListenAddr, ListenerKind};
 use rgost_relay::{Addr, Command, DecodeError, Request, Response, Status, TunnelId, frame};
 use rgost_routing::{Ingress, Route, RouteTable};
-use rgost_server::{DropReason, Server, Settings};
+use rgost_server::{DropReason, IngressSource, Router, Server, Settings};
 use rgost_transport::Listener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,18 +19,11 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 const T: Duration = Duration::from_secs(5);
-const NS1: [u8; 16] = [
-    0xe8, 0x7f, 0x56, 0xdd, 0xfd, 0x57, 0x49, 0x21, 0x9a, 0xb8, 0xa0, 0x84, 0x76, 0x62, 0xda, 0xae,
-];
+const NS1: [u8; 16] = [0xe8, 0x7f, 0x56, 0xdd, 0xfd, 0x57, 0x49, 0x21, 0x9a, 0xb8, 0xa0, 0x84, 0x76, 0x62, 0xda, 0xae];
 
 fn route(dst: &str, gateway: &str) -> Route {
-    let dst = dst
-        .parse()
-        .unwrap_or_else(|_| ipnet::IpNet::from(dst.parse::<IpAddr>().expect("address")));
-    Route {
-        dst,
-        gateway: Arc::from(gateway),
-    }
+    let dst = dst.parse().unwrap_or_else(|_| ipnet::IpNet::from(dst.parse::<IpAddr>().expect("address")));
+    Route { dst, gateway: Arc::from(gateway) }
 }
 
 fn seed_table() -> RouteTable {
@@ -47,8 +40,11 @@ fn settings() -> Settings {
     Settings {
         read_timeout: Duration::from_millis(500),
         queue_packets: 64,
-        routers: HashMap::from([("router-0".to_owned(), Arc::new(seed_table()))]),
+        routers: HashMap::from([("router-0".to_owned(), Arc::new(Router::table(seed_table())))]),
         default_router: Some("router-0".to_owned()),
+        auther: None,
+        host_binding: None,
+        service: "service-0".to_owned(),
         ingress: None,
         strict_source: true,
         max_request: 2048,
@@ -70,14 +66,8 @@ impl Drop for Running {
 }
 
 fn start(settings: Settings) -> Running {
-    let listener = Listener::bind(
-        ListenAddr {
-            ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            port: 0,
-        },
-        ListenerKind::Tcp,
-    )
-    .expect("bind");
+    let listener = Listener::bind(ListenAddr { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0 }, ListenerKind::Tcp)
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = Server::new(settings);
     let stop = CancellationToken::new();
@@ -95,10 +85,7 @@ fn associate(host: &str, router_id: Option<[u8; 16]>) -> Vec<u8> {
     let mut out = Vec::new();
     Request::associate(
         None,
-        Addr {
-            host: rgost_relay::Host::Ipv4(Ipv4Addr::new(10, 0, 0, 2)),
-            port: 0,
-        },
+        Addr { host: rgost_relay::Host::Ipv4(Ipv4Addr::new(10, 0, 0, 2)), port: 0 },
         host.as_bytes(),
         router_id.map(TunnelId::from_uuid),
     )
@@ -124,20 +111,11 @@ async fn read_response(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<Res
 }
 
 impl Client {
-    async fn connect(
-        addr: SocketAddr,
-        host: &str,
-        router_id: Option<[u8; 16]>,
-    ) -> (Client, Response) {
+    async fn connect(addr: SocketAddr, host: &str, router_id: Option<[u8; 16]>) -> (Client, Response) {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream
-            .write_all(&associate(host, router_id))
-            .await
-            .expect("send request");
+        stream.write_all(&associate(host, router_id)).await.expect("send request");
         let mut buf = BytesMut::new();
-        let response = read_response(&mut stream, &mut buf)
-            .await
-            .expect("response");
+        let response = read_response(&mut stream, &mut buf).await.expect("response");
         (Client { stream, buf }, response)
     }
 
@@ -177,20 +155,7 @@ impl Client {
 /// An IPv4/UDP packet (checksums are not checked by the relay).
 fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let total = 28 + payload.len();
-    let mut p = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        1,
-        0,
-        0,
-        64,
-        17,
-        0,
-        0,
-    ];
+    let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0, 0, 64, 17, 0, 0];
     p.extend_from_slice(&src);
     p.extend_from_slice(&dst);
     p.extend_from_slice(&sport.to_be_bytes());
@@ -222,10 +187,7 @@ async fn handshake_ok_gives_fresh_connector_ids() {
     let (_b, rb) = Client::connect(srv.addr, "host-2", Some(NS1)).await;
     assert_eq!(ra.status, Status::Ok);
     assert_eq!(rb.status, Status::Ok);
-    let (ia, ib) = (
-        ra.connector_id().expect("id"),
-        rb.connector_id().expect("id"),
-    );
+    let (ia, ib) = (ra.connector_id().expect("id"), rb.connector_id().expect("id"));
     assert!(!ia.is_zero() && ia != ib);
 }
 
@@ -237,10 +199,7 @@ async fn bad_version_closes_without_reply() {
     request[0] = 0x05;
     stream.write_all(&request).await.expect("send");
     let mut buf = Vec::new();
-    let n = timeout(T, stream.read_to_end(&mut buf))
-        .await
-        .expect("closed in time")
-        .unwrap_or(0);
+    let n = timeout(T, stream.read_to_end(&mut buf)).await.expect("closed in time").unwrap_or(0);
     assert_eq!(n, 0, "no reply expected, got {buf:02x?}");
 }
 
@@ -250,17 +209,10 @@ async fn other_commands_get_bad_request() {
     for command in [Command::Connect, Command::Bind] {
         let mut stream = TcpStream::connect(srv.addr).await.expect("connect");
         let mut out = Vec::new();
-        Request {
-            command,
-            features: vec![],
-        }
-        .encode(&mut out);
+        Request { command, features: vec![] }.encode(&mut out);
         stream.write_all(&out).await.expect("send");
         let mut buf = Vec::new();
-        timeout(T, stream.read_to_end(&mut buf))
-            .await
-            .expect("closed")
-            .expect("read");
+        timeout(T, stream.read_to_end(&mut buf)).await.expect("closed").expect("read");
         assert_eq!(buf, [0x01, 0x01, 0x00, 0x00]);
     }
 }
@@ -269,16 +221,10 @@ async fn other_commands_get_bad_request() {
 async fn handshake_read_is_bounded_in_time() {
     let srv = start(settings());
     let mut stream = TcpStream::connect(srv.addr).await.expect("connect");
-    stream
-        .write_all(&[0x01, 0x03, 0x00])
-        .await
-        .expect("send partial");
+    stream.write_all(&[0x01, 0x03, 0x00]).await.expect("send partial");
     let mut buf = Vec::new();
     let started = tokio::time::Instant::now();
-    let n = timeout(T, stream.read_to_end(&mut buf))
-        .await
-        .expect("closed by the server")
-        .unwrap_or(0);
+    let n = timeout(T, stream.read_to_end(&mut buf)).await.expect("closed by the server").unwrap_or(0);
     assert_eq!(n, 0);
     assert!(started.elapsed() >= Duration::from_millis(400));
     assert!(srv.server.stats().refused_total() >= 1);
@@ -287,7 +233,7 @@ async fn handshake_read_is_bounded_in_time() {
 #[tokio::test]
 async fn ingress_refuses_wrong_namespace() {
     let mut s = settings();
-    s.ingress = Some(Ingress::new([("host-1".to_owned(), NS1)]));
+    s.ingress = Some(IngressSource::rules(Ingress::new([("host-1".to_owned(), NS1)])));
     let srv = start(s);
     let (_c, r) = Client::connect(srv.addr, "host-1", None).await;
     assert_eq!(r.status, Status::HostUnreachable);
@@ -313,13 +259,10 @@ async fn routes_by_host_address_and_cidr_both_ways() {
     assert_eq!(c1.recv().await, lan);
     // The spec's example frame, byte for byte.
     let spec = [
-        0x45, 0x00, 0x00, 0x16, 0x12, 0x34, 0x00, 0x00, 0x40, 0x11, 0xf1, 0x4e, 0xc0, 0xa8, 0x7b,
-        0x01, 0xc0, 0xa8, 0x7b, 0x02, 0x68, 0x69,
+        0x45, 0x00, 0x00, 0x16, 0x12, 0x34, 0x00, 0x00, 0x40, 0x11, 0xf1, 0x4e, 0xc0, 0xa8, 0x7b, 0x01, 0xc0, 0xa8,
+        0x7b, 0x02, 0x68, 0x69,
     ];
-    c1.stream
-        .write_all(&[&[0x00, 0x16][..], &spec[..]].concat())
-        .await
-        .expect("send");
+    c1.stream.write_all(&[&[0x00, 0x16][..], &spec[..]].concat()).await.expect("send");
     assert_eq!(c2.recv().await, spec);
 }
 
@@ -384,9 +327,7 @@ async fn same_host_flows_stick_and_move_when_a_connection_closes() {
     let mut owner: HashMap<u16, char> = HashMap::new();
     for round in 0..3 {
         for port in 0..64u16 {
-            sender
-                .send(&udp4(H1, H2, 10_000 + port, 53, &[round]))
-                .await;
+            sender.send(&udp4(H1, H2, 10_000 + port, 53, &[round])).await;
         }
         let mut seen = HashSet::new();
         for (name, conn) in [('a', &mut a), ('b', &mut b)] {
@@ -394,32 +335,19 @@ async fn same_host_flows_stick_and_move_when_a_connection_closes() {
                 let port = u16::from_be_bytes([p[20], p[21]]) - 10_000;
                 assert!(seen.insert(port), "flow {port} delivered twice");
                 let prev = owner.insert(port, name);
-                assert!(
-                    prev.is_none() || prev == Some(name),
-                    "flow {port} moved from {prev:?} to {name}"
-                );
+                assert!(prev.is_none() || prev == Some(name), "flow {port} moved from {prev:?} to {name}");
             }
         }
         assert_eq!(seen.len(), 64, "every packet delivered exactly once");
     }
-    let on_a: Vec<u16> = owner
-        .iter()
-        .filter(|(_, c)| **c == 'a')
-        .map(|(p, _)| *p)
-        .collect();
-    assert!(
-        !on_a.is_empty() && on_a.len() < 64,
-        "flows spread over both connections: {} on a",
-        on_a.len()
-    );
+    let on_a: Vec<u16> = owner.iter().filter(|(_, c)| **c == 'a').map(|(p, _)| *p).collect();
+    assert!(!on_a.is_empty() && on_a.len() < 64, "flows spread over both connections: {} on a", on_a.len());
 
     // Close b: its flows move to a; a's flows stay.
     drop(b);
     until(|| srv.server.connections(&TunnelId::ZERO, "host-2") == 1).await;
     for port in 0..64u16 {
-        sender
-            .send(&udp4(H1, H2, 10_000 + port, 53, b"after"))
-            .await;
+        sender.send(&udp4(H1, H2, 10_000 + port, 53, b"after")).await;
     }
     let mut got = HashSet::new();
     while let Some(p) = a.recv_within(Duration::from_millis(300)).await {
@@ -450,8 +378,7 @@ async fn a_closed_connection_is_removed_at_once() {
 #[tokio::test]
 async fn namespaces_are_isolated() {
     let mut s = settings();
-    s.routers
-        .insert(TunnelId::from_uuid(NS1).to_string(), Arc::new(seed_table()));
+    s.routers.insert(TunnelId::from_uuid(NS1).to_string(), Arc::new(Router::table(seed_table())));
     let srv = start(s);
     let mut a1 = Client::connect(srv.addr, "host-1", Some(NS1)).await.0;
     let mut a2 = Client::connect(srv.addr, "host-2", Some(NS1)).await.0;
@@ -459,10 +386,7 @@ async fn namespaces_are_isolated() {
     let p = udp4(H1, H2, 1, 2, b"ns1");
     a1.send(&p).await;
     assert_eq!(a2.recv().await, p);
-    assert!(
-        z2.recv_within(Duration::from_millis(300)).await.is_none(),
-        "packet leaked into the zero namespace"
-    );
+    assert!(z2.recv_within(Duration::from_millis(300)).await.is_none(), "packet leaked into the zero namespace");
 }
 
 #[tokio::test]
@@ -478,10 +402,7 @@ async fn a_receiver_that_stops_reading_does_not_stall_others() {
     }
     // Enough to fill the stuck peer's socket buffers and queue many times over.
     for _ in 0..100 {
-        timeout(T, sender.stream.write_all(&burst))
-            .await
-            .expect("sender never blocks")
-            .expect("send");
+        timeout(T, sender.stream.write_all(&burst)).await.expect("sender never blocks").expect("send");
     }
     let p = udp4(H1, H3, 1, 2, b"still served");
     sender.send(&p).await;
@@ -510,4 +431,163 @@ async fn spoofed_sources_are_dropped_unless_turned_off() {
     let p = udp4([8, 8, 8, 8], H2, 1, 2, b"allowed");
     c1.send(&p).await;
     assert_eq!(c2.recv().await, p);
+}
+
+/// A plugin stand-in: answers from a table after a delay, counting calls.
+#[derive(Debug)]
+struct FakePlugin {
+    table: RouteTable,
+    delay: Duration,
+    calls: std::sync::atomic::AtomicUsize,
+    ids: std::sync::Mutex<Vec<TunnelId>>,
+}
+
+impl rgost_server::router::RouteResolver for FakePlugin {
+    fn resolve(
+        &self,
+        dst: IpAddr,
+        router_id: TunnelId,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Arc<str>>> + Send>> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.ids.lock().unwrap().push(router_id);
+        let answer = self.table.lookup(dst).cloned();
+        let delay = self.delay;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            answer
+        })
+    }
+}
+
+fn plugin_settings(delay: Duration, ttl: Duration) -> (Settings, Arc<FakePlugin>) {
+    let plugin =
+        Arc::new(FakePlugin { table: seed_table(), delay, calls: Default::default(), ids: Default::default() });
+    let mut s = settings();
+    s.routers.insert("router-0".to_owned(), Arc::new(Router::Plugin { resolver: plugin.clone(), ttl }));
+    (s, plugin)
+}
+
+#[tokio::test]
+async fn plugin_router_holds_coalesces_and_caches() {
+    let (s, plugin) = plugin_settings(Duration::from_millis(200), Duration::from_secs(60));
+    let srv = start(s);
+    let mut c1 = Client::ok(srv.addr, "host-1").await;
+    let mut c2 = Client::ok(srv.addr, "host-2").await;
+    // Ten packets to one destination while its lookup runs: one lookup,
+    // a few held and delivered when it answers, the rest dropped.
+    for i in 0..10u8 {
+        c1.send(&udp4(H1, H2, 1, 2, &[i])).await;
+    }
+    let mut got = 0;
+    while c2.recv_within(Duration::from_millis(600)).await.is_some() {
+        got += 1;
+    }
+    assert_eq!(got, rgost_server::router::MAX_HELD_PER_DESTINATION);
+    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(srv.server.stats().drops(DropReason::Unresolved), 6);
+    assert_eq!(plugin.ids.lock().unwrap()[0], TunnelId::ZERO);
+    // Cached now: delivered at once, no new lookup.
+    let p = udp4(H1, H2, 1, 2, b"cached");
+    c1.send(&p).await;
+    assert_eq!(c2.recv_within(Duration::from_millis(100)).await.as_deref(), Some(&p[..]));
+    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // "No route" is cached too.
+    c1.send(&udp4(H1, [10, 1, 1, 1], 1, 2, b"x")).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    c1.send(&udp4(H1, [10, 1, 1, 1], 1, 2, b"x")).await;
+    let stats = srv.server.stats();
+    until(|| stats.drops(DropReason::NoRoute) == 2).await;
+    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn plugin_answers_expire() {
+    let (s, plugin) = plugin_settings(Duration::ZERO, Duration::from_millis(200));
+    let srv = start(s);
+    let mut c1 = Client::ok(srv.addr, "host-1").await;
+    let mut c2 = Client::ok(srv.addr, "host-2").await;
+    let p = udp4(H1, H2, 1, 2, b"x");
+    c1.send(&p).await;
+    assert_eq!(c2.recv().await, p);
+    c1.send(&p).await;
+    assert_eq!(c2.recv().await, p);
+    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c1.send(&p).await;
+    assert_eq!(c2.recv().await, p);
+    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_slow_plugin_never_stalls_table_routed_traffic() {
+    let (mut s, _plugin) = plugin_settings(Duration::from_secs(30), Duration::from_secs(1));
+    s.routers.insert(TunnelId::from_uuid(NS1).to_string(), Arc::new(Router::table(seed_table())));
+    let srv = start(s);
+    let mut slow = Client::ok(srv.addr, "host-1").await;
+    let mut a1 = Client::connect(srv.addr, "host-1", Some(NS1)).await.0;
+    let mut a2 = Client::connect(srv.addr, "host-2", Some(NS1)).await.0;
+    for port in 0..50u16 {
+        slow.send(&udp4(H1, [10, 0, (port >> 8) as u8, port as u8], port, 2, b"stuck")).await;
+    }
+    let p = udp4(H1, H2, 1, 2, b"unaffected");
+    a1.send(&p).await;
+    assert_eq!(a2.recv_within(Duration::from_millis(500)).await.as_deref(), Some(&p[..]));
+    // And the plugin namespace's own reader is not stuck either.
+    slow.send(&udp4(H1, H2, 1, 2, b"x")).await;
+}
+
+async fn raw_handshake(addr: SocketAddr, auth: Option<(&[u8], &[u8])>, host: &str) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut out = Vec::new();
+    Request::associate(
+        auth,
+        Addr { host: rgost_relay::Host::Ipv4(Ipv4Addr::new(10, 0, 0, 2)), port: 0 },
+        host.as_bytes(),
+        None,
+    )
+    .encode(&mut out);
+    stream.write_all(&out).await.expect("send");
+    let mut buf = BytesMut::new();
+    let response = read_response(&mut stream, &mut buf).await.expect("response");
+    let mut bytes = Vec::new();
+    response.encode(&mut bytes);
+    bytes
+}
+
+#[tokio::test]
+async fn authentication_and_host_binding() {
+    use rgost_server::auth::{Auther, HostBinding};
+    let mut s = settings();
+    s.auther = Some(Auther::users(HashMap::from([("alice".to_owned(), "s3cret".to_owned())])));
+    let srv = start(s);
+    assert_eq!(raw_handshake(srv.addr, Some((b"alice", b"wrong")), "host-1").await, [0x01, 0x02, 0x00, 0x00]);
+    assert_eq!(raw_handshake(srv.addr, None, "host-1").await, [0x01, 0x02, 0x00, 0x00]);
+    assert_eq!(raw_handshake(srv.addr, Some((b"alice", b"s3cret")), "host-1").await[..2], [0x01, 0x00]);
+
+    let mut s = settings();
+    s.auther = Some(Auther::users(HashMap::from([("alice".to_owned(), "s3cret".to_owned())])));
+    s.host_binding = Some(HostBinding::new([("alice".to_owned(), vec!["host-1".to_owned()])]));
+    let srv = start(s);
+    assert_eq!(raw_handshake(srv.addr, Some((b"alice", b"s3cret")), "host-1").await[..2], [0x01, 0x00]);
+    assert_eq!(raw_handshake(srv.addr, Some((b"alice", b"s3cret")), "host-2").await, [0x01, 0x03, 0x00, 0x00]);
+}
+
+#[tokio::test]
+async fn connection_limit_per_address() {
+    let mut s = settings();
+    s.max_connections_per_ip = 3;
+    let srv = start(s);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(Client::ok(srv.addr, "host-1").await);
+    }
+    // The fourth is closed at once, without a reply.
+    let mut stream = TcpStream::connect(srv.addr).await.expect("connect");
+    let _ = stream.write_all(&associate("host-1", None)).await;
+    let mut buf = Vec::new();
+    let n = timeout(T, stream.read_to_end(&mut buf)).await.expect("closed").unwrap_or(0);
+    assert_eq!(n, 0);
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Client::ok(srv.addr, "host-1").await;
 }

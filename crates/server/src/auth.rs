@@ -1,0 +1,109 @@
+//! Authentication of router clients (GOST's step 2), and rgost's optional
+//! binding of users to the host names they may register.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+/// Authenticates one client at a time (an HTTP plugin). Failures (plugin
+/// down, slow) count as a refusal: log them inside.
+pub trait AuthResolver: Send + Sync + Debug + 'static {
+    /// `Some(id)` when `username`/`password` are accepted for `service`.
+    fn authenticate(
+        &self,
+        service: &str,
+        username: &str,
+        password: &str,
+        client: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+}
+
+/// A service's authenticator.
+#[derive(Debug)]
+pub enum Auther {
+    /// User name -> password (inline `auth`/`auths` and data sources), replaced as a whole on reload.
+    Users(ArcSwap<HashMap<String, String>>),
+    /// A plugin.
+    Plugin(Arc<dyn AuthResolver>),
+}
+
+impl Auther {
+    /// A user table that can be reloaded.
+    pub fn users(users: HashMap<String, String>) -> Auther {
+        Auther::Users(ArcSwap::from_pointee(users))
+    }
+
+    /// Replaces the user table (a reload); no effect on a plugin.
+    pub fn replace(&self, users: HashMap<String, String>) {
+        if let Auther::Users(current) = self {
+            current.store(Arc::new(users));
+        }
+    }
+
+    /// Whether the credentials are valid. Missing credentials never are.
+    pub async fn check(&self, service: &str, credentials: Option<(&[u8], &[u8])>, client: SocketAddr) -> bool {
+        let Some((user, pass)) = credentials else { return false };
+        let (Ok(user), Ok(pass)) = (std::str::from_utf8(user), std::str::from_utf8(pass)) else {
+            return false;
+        };
+        match self {
+            Auther::Users(users) => {
+                users.load().get(user).is_some_and(|expected| constant_time_eq(expected.as_bytes(), pass.as_bytes()))
+            }
+            Auther::Plugin(plugin) => plugin.authenticate(service, user, pass, client).await.is_some(),
+        }
+    }
+}
+
+/// User name -> the host names that user may register. Beyond GOST: with a
+/// binding in place, a leaked namespace id is not enough to impersonate a
+/// host; a user the binding does not list may register no host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostBinding {
+    hosts: HashMap<String, HashSet<String>>,
+}
+
+impl HostBinding {
+    /// A binding from (user, hosts) pairs.
+    pub fn new(entries: impl IntoIterator<Item = (String, Vec<String>)>) -> HostBinding {
+        let mut hosts: HashMap<String, HashSet<String>> = HashMap::new();
+        for (user, list) in entries {
+            hosts.entry(user).or_default().extend(list);
+        }
+        HostBinding { hosts }
+    }
+
+    /// Whether `user` may register `host`.
+    pub fn allows(&self, user: &[u8], host: &str) -> bool {
+        std::str::from_utf8(user).ok().and_then(|u| self.hosts.get(u)).is_some_and(|set| set.contains(host))
+    }
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn users_and_binding() {
+        let auther = Auther::users(HashMap::from([("alice".to_owned(), "s3cret".to_owned())]));
+        let client: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert!(auther.check("s", Some((b"alice", b"s3cret")), client).await);
+        assert!(!auther.check("s", Some((b"alice", b"s3creT")), client).await);
+        assert!(!auther.check("s", Some((b"bob", b"s3cret")), client).await);
+        assert!(!auther.check("s", None, client).await);
+        let binding = HostBinding::new([("alice".to_owned(), vec!["host-1".to_owned()])]);
+        assert!(binding.allows(b"alice", "host-1"));
+        assert!(!binding.allows(b"alice", "host-2"));
+        assert!(!binding.allows(b"bob", "host-1"));
+    }
+}
