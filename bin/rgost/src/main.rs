@@ -34,12 +34,8 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = if cli.debug { "debug" } else { "info" };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -57,15 +53,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Loaded { config, warnings } =
-        rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)?;
+    let Loaded { config, warnings } = rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)?;
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    anyhow::ensure!(
-        !config.services.is_empty(),
-        "nothing to run: give services with -L or a config file with -C"
-    );
+    anyhow::ensure!(!config.services.is_empty(), "nothing to run: give services with -L or a config file with -C");
 
     // Set everything up before starting anything, so a bad port or a TUN
     // failure stops the start with nothing half-running.
@@ -75,22 +67,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     for service in &config.services {
         match &service.kind {
             ServiceKind::Router(router) => {
-                let listener = rgost_server::bind(router)
-                    .with_context(|| format!("service {}", service.name))?;
-                let addr = listener
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
+                let listener = rgost_server::bind(router).with_context(|| format!("service {}", service.name))?;
+                let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
                 tracing::info!(service = %service.name, %addr, "router service listening");
-                routers.push((
-                    Server::new(Settings::from_config(router, &config)),
-                    listener,
-                ));
+                routers.push((Server::new(Settings::from_config(&service.name, router, &config)), listener));
             }
             ServiceKind::Tun(tun) => {
-                let client = Client::start(tun.clone()).await.with_context(|| {
-                    format!("service {}: cannot set up the TUN device", service.name)
-                })?;
+                let client = Client::start(tun.clone())
+                    .await
+                    .with_context(|| format!("service {}: cannot set up the TUN device", service.name))?;
                 clients.push(client);
             }
         }

@@ -3,7 +3,7 @@
 use bytes::BytesMut;
 use rgost_config::Node;
 use rgost_relay::{Addr, DecodeError, Request, Response, Status, TunnelId};
-use rgost_transport::{Conn, DialError};
+use rgost_transport::{Conn, DialError, Dialer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A connection that completed the handshake.
@@ -49,10 +49,8 @@ pub enum ConnectError {
 }
 
 fn refusal_text(status: Status, host: &str, router_id: Option<TunnelId>) -> String {
-    let ns = router_id.map_or_else(
-        || "no router id (the default namespace)".to_owned(),
-        |id| format!("router id {id}"),
-    );
+    let ns =
+        router_id.map_or_else(|| "no router id (the default namespace)".to_owned(), |id| format!("router id {id}"));
     match status {
         Status::HostUnreachable => format!(
             "the server refused host {host:?} with {ns}: its ingress pins this host name to another namespace \
@@ -65,30 +63,21 @@ fn refusal_text(status: Status, host: &str, router_id: Option<TunnelId>) -> Stri
             format!("the server refused host {host:?} as a bad request (status 1)")
         }
         Status::Forbidden => format!("the server refused host {host:?}: forbidden (status 3)"),
-        other => format!(
-            "the server refused host {host:?} with {ns}: status {} ({other:?})",
-            other.code()
-        ),
+        other => format!("the server refused host {host:?} with {ns}: status {} ({other:?})", other.code()),
     }
 }
 
-/// Dials `node` and completes an ASSOCIATE for `host`.
-pub async fn connect(node: &Node, host: &str, src: Addr) -> Result<Connected, ConnectError> {
-    let mut conn = rgost_transport::dial(&node.addr, node.dialer, node.connect_timeout).await?;
-    let router_id = node
-        .connector
-        .router_id
-        .map(|id| TunnelId::from_uuid(*id.as_bytes()));
-    let auth = node
-        .connector
-        .auth
-        .as_ref()
-        .map(|c| (c.username.as_bytes(), c.password.as_bytes()));
+/// Dials `node` with `dialer` and completes an ASSOCIATE for `host`.
+pub async fn connect(node: &Node, dialer: &Dialer, host: &str, src: Addr) -> Result<Connected, ConnectError> {
+    let mut conn = dialer.dial(node.connect_timeout).await?;
+    let router_id = node.connector.router_id.map(|id| TunnelId::from_uuid(*id.as_bytes()));
+    let auth = node.connector.auth.as_ref().map(|c| (c.username.as_bytes(), c.password.as_bytes()));
     let mut out = Vec::new();
     Request::associate(auth, src, host.as_bytes(), router_id).encode(&mut out);
 
     let exchange = async {
         conn.writer.write_all(&out).await?;
+        conn.writer.flush().await?;
         let mut buf = BytesMut::with_capacity(64);
         loop {
             match Response::decode(&buf) {
@@ -107,17 +96,9 @@ pub async fn connect(node: &Node, host: &str, src: Addr) -> Result<Connected, Co
         .await
         .map_err(|_| ConnectError::Timeout(node.connect_timeout))??;
     if response.status != Status::Ok {
-        return Err(ConnectError::Refused {
-            status: response.status,
-            host: host.to_owned(),
-            router_id,
-        });
+        return Err(ConnectError::Refused { status: response.status, host: host.to_owned(), router_id });
     }
     let connector_id = response.connector_id().unwrap_or(TunnelId::ZERO);
     let initial = buf.split_off(used);
-    Ok(Connected {
-        conn,
-        initial,
-        connector_id,
-    })
+    Ok(Connected { conn, initial, connector_id })
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use rgost_config::TunService;
 use rgost_relay::{Addr, Host};
+use rgost_transport::{Dialer, DialerSpec};
 use rgost_tun::{Tun, TunConfig, TunError, TunRoute};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -30,6 +31,15 @@ const TUN_QUEUE: usize = 256;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// A node's transport could not be prepared (TLS files).
+    #[error("node {node}: {source}")]
+    Transport {
+        /// The node's name.
+        node: String,
+        /// Why.
+        #[source]
+        source: rgost_transport::TransportError,
+    },
     /// The TUN device could not be set up or removed.
     #[error(transparent)]
     Tun(#[from] TunError),
@@ -48,12 +58,25 @@ pub enum ClientError {
 #[derive(Debug)]
 pub struct Client {
     service: TunService,
+    dialers: Vec<Dialer>,
     tun: Tun,
 }
 
 impl Client {
     /// Creates the TUN device (addresses, MTU, routes).
     pub async fn start(service: TunService) -> Result<Client, ClientError> {
+        let dialers = service
+            .chain
+            .nodes
+            .iter()
+            .map(|node| {
+                let spec = match node.dialer {
+                    rgost_config::DialerKind::Tcp => DialerSpec::Tcp,
+                };
+                Dialer::new(&node.addr, &spec)
+                    .map_err(|source| ClientError::Transport { node: node.name.clone(), source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if !service.tun.dns.is_empty() {
             tracing::warn!("tun: dns is not applied by rgost; configure the resolver yourself");
         }
@@ -61,15 +84,7 @@ impl Client {
             name: service.tun.name.clone(),
             addrs: service.tun.addrs.clone(),
             mtu: service.tun.mtu,
-            routes: service
-                .tun
-                .routes
-                .iter()
-                .map(|r| TunRoute {
-                    dst: r.dst,
-                    gateway: r.gateway,
-                })
-                .collect(),
+            routes: service.tun.routes.iter().map(|r| TunRoute { dst: r.dst, gateway: r.gateway }).collect(),
         };
         let tun = Tun::create(&config).await?;
         tracing::info!(
@@ -79,7 +94,7 @@ impl Client {
             mtu = tun.mtu(),
             "TUN device up"
         );
-        Ok(Client { service, tun })
+        Ok(Client { service, dialers, tun })
     }
 
     /// The device's name.
@@ -90,14 +105,14 @@ impl Client {
     /// Relays until `shutdown` fires, reconnecting as needed, then closes the
     /// connection and removes the device and its routes.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ClientError> {
-        let Client { service, tun } = self;
+        let Client { service, dialers, tun } = self;
         let tun = Arc::new(tun);
         let (tx, mut rx) = mpsc::channel(TUN_QUEUE);
         let stop_reader = shutdown.child_token();
         let reader = tokio::spawn(read_tun(Arc::clone(&tun), tx, stop_reader.clone()));
 
         let read_result = tokio::select! {
-            () = connect_loop(&service, &tun, &mut rx, &shutdown) => Ok(()),
+            () = connect_loop(&service, &dialers, &tun, &mut rx, &shutdown) => Ok(()),
             r = reader => r.unwrap_or(Ok(())),
         };
         stop_reader.cancel();
@@ -116,6 +131,7 @@ impl Client {
 /// Keeps a session up until shutdown.
 async fn connect_loop(
     service: &TunService,
+    dialers: &[Dialer],
     tun: &Tun,
     rx: &mut mpsc::Receiver<Bytes>,
     shutdown: &CancellationToken,
@@ -125,14 +141,15 @@ async fn connect_loop(
     let nodes = &service.chain.nodes;
     let mut next_node = 0;
     loop {
-        let Some(node) = nodes.get(next_node % nodes.len().max(1)) else {
+        let index = next_node % nodes.len().max(1);
+        let (Some(node), Some(dialer)) = (nodes.get(index), dialers.get(index)) else {
             tracing::error!("chain {} has no nodes", service.chain.name);
             shutdown.cancelled().await;
             return;
         };
         let attempt = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = handshake::connect(node, &service.host, src.clone()) => r,
+            r = handshake::connect(node, dialer, &service.host, src.clone()) => r,
         };
         match attempt {
             Ok(connected) => {
@@ -180,11 +197,7 @@ fn source_addr(service: &TunService) -> Addr {
 
 /// Reads packets from the device into the queue; when the queue is full (no
 /// connection, or it is slower than the device) packets are dropped.
-async fn read_tun(
-    tun: Arc<Tun>,
-    tx: mpsc::Sender<Bytes>,
-    stop: CancellationToken,
-) -> std::io::Result<()> {
+async fn read_tun(tun: Arc<Tun>, tx: mpsc::Sender<Bytes>, stop: CancellationToken) -> std::io::Result<()> {
     let mut scratch = vec![0u8; 65536];
     let mut chunk = BytesMut::new();
     let mut dropped: u64 = 0;
@@ -208,10 +221,7 @@ async fn read_tun(
             Err(mpsc::error::TrySendError::Full(_)) => {
                 dropped += 1;
                 if dropped.is_power_of_two() {
-                    tracing::debug!(
-                        dropped,
-                        "TUN packets dropped: no connection or it is too slow"
-                    );
+                    tracing::debug!(dropped, "TUN packets dropped: no connection or it is too slow");
                 }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),

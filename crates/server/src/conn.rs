@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use rgost_relay::{Response, Status, TunnelId};
-use rgost_transport::{Conn, FrameReader, FrameWriter, ReadHalf, WriteHalf};
+use rgost_transport::{Conn, FrameReader, FrameWriter, Incoming, ReadHalf, WriteHalf};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -26,11 +26,27 @@ const WRITE_BATCH: usize = 256;
 
 impl Server {
     /// Serves one accepted connection to its end.
-    pub(crate) async fn handle(self: Arc<Self>, conn: Conn, shutdown: CancellationToken) {
-        let Conn { mut reader, mut writer, peer: remote } = conn;
+    pub(crate) async fn handle(self: Arc<Self>, incoming: Incoming, shutdown: CancellationToken) {
+        let remote = incoming.peer;
+        // One deadline for the transport's handshakes (TLS, WebSocket) and the request.
+        let deadline = Instant::now() + self.settings.read_timeout;
+        let conn = match tokio::time::timeout_at(deadline, incoming.upgrade()).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                tracing::debug!(%remote, error = %e, "transport handshake failed");
+                self.stats.refused();
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%remote, "transport handshake timed out");
+                self.stats.refused();
+                return;
+            }
+        };
+        let Conn { mut reader, mut writer, .. } = conn;
         let mut buf = BytesMut::new();
-        let read = tokio::time::timeout(
-            self.settings.read_timeout,
+        let read = tokio::time::timeout_at(
+            deadline,
             handshake::read_request(&mut reader, &mut buf, self.settings.max_request),
         );
         let (request, used) = match read.await {
@@ -55,6 +71,7 @@ impl Server {
                 let mut out = Vec::new();
                 Response::error(status).encode(&mut out);
                 let _ = writer.write_all(&out).await;
+                let _ = writer.flush().await;
                 let _ = writer.shutdown().await;
                 return;
             }
@@ -71,7 +88,12 @@ impl Server {
         let connector_id = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
         let mut out = Vec::new();
         Response::ok(connector_id).encode(&mut out);
-        if let Err(e) = writer.write_all(&out).await {
+        if let Err(e) = async {
+            writer.write_all(&out).await?;
+            writer.flush().await
+        }
+        .await
+        {
             tracing::debug!(parent: &span, error = %e, "cannot send handshake reply");
             self.namespaces.unregister(&reg);
             return;

@@ -26,7 +26,7 @@ use rgost_config::{Config, RouterService};
 use rgost_routing::{Ingress, RouteTable};
 
 pub use ingress::IngressSource;
-use rgost_transport::Listener;
+use rgost_transport::{Listener, ListenerSpec, TransportError};
 use tokio_util::sync::CancellationToken;
 
 pub use router::Router;
@@ -44,9 +44,9 @@ pub enum ServerError {
     Bind {
         /// The address.
         addr: String,
-        /// The OS error.
+        /// What failed (the socket, or TLS material).
         #[source]
-        source: std::io::Error,
+        source: TransportError,
     },
 }
 
@@ -158,17 +158,17 @@ impl Server {
                 accepted = listener.accept() => accepted,
             };
             match accepted {
-                Ok(conn) => {
+                Ok(incoming) => {
                     // Over a limit: close at once, before any allocation for it.
-                    let Some(slot) = self.limits.acquire(conn.peer.ip()) else {
+                    let Some(slot) = self.limits.acquire(incoming.peer.ip()) else {
                         self.stats.refused();
-                        tracing::debug!(remote = %conn.peer, "connection limit reached, closing");
+                        tracing::debug!(remote = %incoming.peer, "connection limit reached, closing");
                         continue;
                     };
                     let server = Arc::clone(&self);
                     let shutdown = shutdown.clone();
                     tasks.spawn(async move {
-                        server.handle(conn, shutdown).await;
+                        server.handle(incoming, shutdown).await;
                         drop(slot);
                     });
                 }
@@ -188,7 +188,10 @@ impl Server {
 /// Binds a router service's listener. Done before anything is spawned, so a
 /// port in use stops the start.
 pub fn bind(service: &RouterService) -> Result<Listener, ServerError> {
-    Listener::bind(service.listen, service.listener).map_err(|source| ServerError::Bind {
+    let spec = match service.listener {
+        rgost_config::ListenerKind::Tcp => ListenerSpec::Tcp,
+    };
+    Listener::bind(service.listen, &spec).map_err(|source| ServerError::Bind {
         addr: match service.listen.ip {
             Some(ip) => std::net::SocketAddr::new(ip, service.listen.port).to_string(),
             None => format!(":{}", service.listen.port),

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rgost_config::{ListenAddr, ListenerKind};
+use rgost_config::ListenAddr;
 use rgost_relay::{Addr, Command, DecodeError, Request, Response, Status, TunnelId, frame};
 use rgost_routing::{Ingress, Route, RouteTable};
 use rgost_server::{DropReason, IngressSource, Router, Server, Settings};
-use rgost_transport::Listener;
+use rgost_transport::{Listener, ListenerSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -66,8 +66,9 @@ impl Drop for Running {
 }
 
 fn start(settings: Settings) -> Running {
-    let listener = Listener::bind(ListenAddr { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0 }, ListenerKind::Tcp)
-        .expect("bind");
+    let listener =
+        Listener::bind(ListenAddr { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0 }, &ListenerSpec::Tcp)
+            .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = Server::new(settings);
     let stop = CancellationToken::new();

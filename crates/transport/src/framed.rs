@@ -32,10 +32,7 @@ pub struct FrameReader {
 
 impl Default for FrameReader {
     fn default() -> Self {
-        FrameReader {
-            buf: BytesMut::new(),
-            chunk: MIN_CHUNK,
-        }
+        FrameReader { buf: BytesMut::new(), chunk: MIN_CHUNK }
     }
 }
 
@@ -100,9 +97,7 @@ impl FrameWriter {
     {
         let mut skipped = 0;
         for packet in packets.iter().map(AsRef::as_ref) {
-            if self.buf.len() + packet.len() + frame::HEADER_LEN > WRITE_FLUSH
-                && !self.buf.is_empty()
-            {
+            if self.buf.len() + packet.len() + frame::HEADER_LEN > WRITE_FLUSH && !self.buf.is_empty() {
                 w.write_all(&self.buf).await?;
                 self.buf.clear();
             }
@@ -114,6 +109,8 @@ impl FrameWriter {
             w.write_all(&self.buf).await?;
             self.buf.clear();
         }
+        // TLS and WebSocket buffer writes until flushed; TCP's flush is free.
+        w.flush().await?;
         Ok(skipped)
     }
 

@@ -1,18 +1,30 @@
 //! Transports: how bytes get between a router client and server.
 //!
-//! A transport yields a [`Conn`]: independent read and write halves (so a
-//! reader task and a writer task never contend) and the peer's address.
-//! Only plain TCP exists so far; other listeners and dialers plug in here.
+//! A listener accepts [`Incoming`] connections cheaply; the per-connection
+//! task then runs [`Incoming::upgrade`] (TLS and/or WebSocket handshakes)
+//! under its own time bound, so a slow peer never holds up the accept loop.
+//! A [`Dialer`] prepared once at start dials and upgrades. Both yield a
+//! [`Conn`]: independent read and write halves and the peer's address.
 #![forbid(unsafe_code)]
+
+pub mod framed;
+pub mod tls;
+pub mod ws;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rgost_config::{DialerKind, ListenAddr, ListenerKind};
+use rgost_config::ListenAddr;
+use rustls::pki_types::ServerName;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+pub use framed::{FrameReader, FrameWriter};
+pub use tls::{ClientTls, ServerTls};
 
 /// The read half of a connection.
 pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
@@ -31,10 +43,71 @@ pub struct Conn {
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn")
-            .field("peer", &self.peer)
-            .finish_non_exhaustive()
+        f.debug_struct("Conn").field("peer", &self.peer).finish_non_exhaustive()
     }
+}
+
+/// What a listener speaks on top of TCP (GOST's listener types).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerSpec {
+    /// `tcp`.
+    Tcp,
+    /// `tls`.
+    Tls(ServerTls),
+    /// `ws`, WebSocket at `path`.
+    Ws {
+        /// The HTTP path (GOST's default `/ws`).
+        path: String,
+    },
+    /// `wss`, WebSocket over TLS.
+    Wss {
+        /// The HTTP path.
+        path: String,
+        /// TLS files.
+        tls: ServerTls,
+    },
+}
+
+/// What a dialer speaks on top of TCP (GOST's dialer types).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialerSpec {
+    /// `tcp`.
+    Tcp,
+    /// `tls`.
+    Tls(ClientTls),
+    /// `ws`.
+    Ws {
+        /// The HTTP path.
+        path: String,
+        /// The Host header; defaults to the node address.
+        host: Option<String>,
+    },
+    /// `wss`.
+    Wss {
+        /// The HTTP path.
+        path: String,
+        /// The Host header; defaults to the node address.
+        host: Option<String>,
+        /// TLS settings.
+        tls: ClientTls,
+    },
+}
+
+/// Why a transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// TLS material is missing or invalid.
+    #[error("TLS: {what}: {reason}")]
+    Tls {
+        /// What was being loaded or built.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// Binding failed.
+    #[error("cannot listen: {0}")]
+    Bind(#[source] io::Error),
 }
 
 /// Why a dial failed.
@@ -59,6 +132,17 @@ pub enum DialError {
         #[source]
         source: io::Error,
     },
+    /// The TLS or WebSocket handshake failed.
+    #[error("{layer} handshake with {addr} failed: {source}")]
+    Handshake {
+        /// "TLS" or "WebSocket".
+        layer: &'static str,
+        /// The address as configured.
+        addr: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
     /// The connection did not complete within the timeout.
     #[error("connecting to {addr} timed out after {timeout:?}")]
     Timeout {
@@ -78,34 +162,66 @@ const KEEPALIVE_RETRIES: u32 = 3;
 /// a client behind a dead path reconnects.
 const USER_TIMEOUT: Duration = Duration::from_secs(30);
 
+#[derive(Clone)]
+enum Upgrade {
+    None,
+    Tls(TlsAcceptor),
+    Ws { path: Arc<str> },
+    Wss { path: Arc<str>, tls: TlsAcceptor },
+}
+
 /// A bound listener.
-#[derive(Debug)]
 pub struct Listener {
     inner: TcpListener,
+    upgrade: Upgrade,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener").field("addr", &self.inner.local_addr().ok()).finish_non_exhaustive()
+    }
+}
+
+/// An accepted TCP connection, not yet upgraded.
+pub struct Incoming {
+    stream: TcpStream,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    upgrade: Upgrade,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming").field("peer", &self.peer).finish_non_exhaustive()
+    }
 }
 
 impl Listener {
     /// Binds `addr`. An empty host listens on every address: IPv6 and IPv4
     /// on one dual-stack socket, or IPv4 only where IPv6 is unavailable.
-    pub fn bind(addr: ListenAddr, kind: ListenerKind) -> io::Result<Listener> {
-        match kind {
-            ListenerKind::Tcp => {}
-        }
-        let socket = match addr.ip {
-            Some(ip) => tcp_socket(SocketAddr::new(ip, addr.port), false)?,
-            None => tcp_socket(
-                SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), addr.port),
-                true,
-            )
-            .or_else(|_| {
-                tcp_socket(
-                    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port),
-                    false,
-                )
-            })?,
+    /// TLS material is loaded here, so bad files stop the start.
+    pub fn bind(addr: ListenAddr, spec: &ListenerSpec) -> Result<Listener, TransportError> {
+        let acceptor = |tls: &ServerTls| -> Result<TlsAcceptor, TransportError> {
+            let (config, generated) = tls::server_config(tls)?;
+            if generated {
+                tracing::warn!("TLS: no certFile/keyFile: using a self-signed certificate generated at start");
+            }
+            Ok(TlsAcceptor::from(config))
         };
-        let inner = TcpListener::from_std(socket.into())?;
-        Ok(Listener { inner })
+        let upgrade = match spec {
+            ListenerSpec::Tcp => Upgrade::None,
+            ListenerSpec::Tls(tls) => Upgrade::Tls(acceptor(tls)?),
+            ListenerSpec::Ws { path } => Upgrade::Ws { path: Arc::from(path.as_str()) },
+            ListenerSpec::Wss { path, tls } => Upgrade::Wss { path: Arc::from(path.as_str()), tls: acceptor(tls)? },
+        };
+        let socket = match addr.ip {
+            Some(ip) => tcp_socket(SocketAddr::new(ip, addr.port), false),
+            None => tcp_socket(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), addr.port), true)
+                .or_else(|_| tcp_socket(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port), false)),
+        }
+        .map_err(TransportError::Bind)?;
+        let inner = TcpListener::from_std(socket.into()).map_err(TransportError::Bind)?;
+        Ok(Listener { inner, upgrade })
     }
 
     /// The bound address.
@@ -113,45 +229,146 @@ impl Listener {
         self.inner.local_addr()
     }
 
-    /// Accepts the next connection. Errors concern only that one attempt
-    /// (e.g. the peer reset before accept, or too many open files) and the
-    /// listener stays usable.
-    pub async fn accept(&self) -> io::Result<Conn> {
+    /// Accepts the next TCP connection. Errors concern only that one attempt
+    /// (e.g. too many open files) and the listener stays usable.
+    pub async fn accept(&self) -> io::Result<Incoming> {
         let (stream, peer) = self.inner.accept().await?;
-        Ok(tcp_conn(stream, peer))
+        tune(&stream, peer);
+        Ok(Incoming { stream, peer, upgrade: self.upgrade.clone() })
     }
 }
 
-/// Dials `addr` (`host:port`) with `kind`, bounded by `timeout`.
-pub async fn dial(addr: &str, kind: DialerKind, timeout: Duration) -> Result<Conn, DialError> {
-    match kind {
-        DialerKind::Tcp => {}
-    }
-    let attempt = async {
-        let addrs = tokio::net::lookup_host(addr)
-            .await
-            .map_err(|source| DialError::Resolve {
-                addr: addr.to_owned(),
-                source,
-            })?;
-        let mut last = None;
-        for target in addrs {
-            match TcpStream::connect(target).await {
-                Ok(stream) => return Ok(tcp_conn(stream, target)),
-                Err(e) => last = Some(e),
+impl Incoming {
+    /// Runs the listener's handshakes (none for tcp). The caller bounds the time.
+    pub async fn upgrade(self) -> io::Result<Conn> {
+        let Incoming { stream, peer, upgrade } = self;
+        match upgrade {
+            Upgrade::None => Ok(split_tcp(stream, peer)),
+            Upgrade::Tls(acceptor) => Ok(split(acceptor.accept(stream).await?, peer)),
+            Upgrade::Ws { path } => Ok(split(ws_accept(stream, &path).await?, peer)),
+            Upgrade::Wss { path, tls } => {
+                let stream = tls.accept(stream).await?;
+                Ok(split(ws_accept(stream, &path).await?, peer))
             }
         }
-        Err(DialError::Connect {
-            addr: addr.to_owned(),
-            source: last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no addresses")),
-        })
+    }
+}
+
+async fn ws_accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S, path: &str) -> io::Result<ws::WsStream<S>> {
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    let expected = path.to_owned();
+    let check = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        if request.uri().path() == expected {
+            Ok(response)
+        } else {
+            let mut refusal = ErrorResponse::new(Some("not found".to_owned()));
+            *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+            Err(refusal)
+        }
     };
-    tokio::time::timeout(timeout, attempt)
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws::config()))
         .await
-        .map_err(|_| DialError::Timeout {
-            addr: addr.to_owned(),
-            timeout,
-        })?
+        .map_err(io::Error::other)?;
+    Ok(ws::WsStream::new(ws))
+}
+
+/// Dials one node, prepared once (TLS material loaded at start).
+#[derive(Clone)]
+pub struct Dialer {
+    addr: String,
+    kind: DialKind,
+}
+
+#[derive(Clone)]
+enum DialKind {
+    Tcp,
+    Tls { connector: TlsConnector, name: ServerName<'static> },
+    Ws { url: String },
+    Wss { url: String, connector: TlsConnector, name: ServerName<'static> },
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Dialer {
+    /// Prepares dialing `addr` (`host:port`) with `spec`.
+    pub fn new(addr: &str, spec: &DialerSpec) -> Result<Dialer, TransportError> {
+        let url = |scheme: &str, path: &str, host: &Option<String>| {
+            let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+            format!("{scheme}://{}{path}", host.as_deref().unwrap_or(addr))
+        };
+        let kind = match spec {
+            DialerSpec::Tcp => DialKind::Tcp,
+            DialerSpec::Tls(tls) => {
+                let (config, name) = tls::client_config(tls, addr)?;
+                DialKind::Tls { connector: TlsConnector::from(config), name }
+            }
+            DialerSpec::Ws { path, host } => DialKind::Ws { url: url("ws", path, host) },
+            DialerSpec::Wss { path, host, tls } => {
+                let (config, name) = tls::client_config(tls, addr)?;
+                DialKind::Wss { url: url("wss", path, host), connector: TlsConnector::from(config), name }
+            }
+        };
+        Ok(Dialer { addr: addr.to_owned(), kind })
+    }
+
+    /// The address dialed.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Connects and runs the handshakes, all within `timeout`.
+    pub async fn dial(&self, timeout: Duration) -> Result<Conn, DialError> {
+        tokio::time::timeout(timeout, self.dial_unbounded())
+            .await
+            .map_err(|_| DialError::Timeout { addr: self.addr.clone(), timeout })?
+    }
+
+    async fn dial_unbounded(&self) -> Result<Conn, DialError> {
+        let addr = self.addr.as_str();
+        let handshake = |layer| move |source| DialError::Handshake { layer, addr: addr.to_owned(), source };
+        let (stream, peer) = connect_tcp(addr).await?;
+        match &self.kind {
+            DialKind::Tcp => Ok(split_tcp(stream, peer)),
+            DialKind::Tls { connector, name } => {
+                let tls = connector.connect(name.clone(), stream).await.map_err(handshake("TLS"))?;
+                Ok(split(tls, peer))
+            }
+            DialKind::Ws { url } => Ok(split(ws_connect(url, stream).await.map_err(handshake("WebSocket"))?, peer)),
+            DialKind::Wss { url, connector, name } => {
+                let tls = connector.connect(name.clone(), stream).await.map_err(handshake("TLS"))?;
+                Ok(split(ws_connect(url, tls).await.map_err(handshake("WebSocket"))?, peer))
+            }
+        }
+    }
+}
+
+async fn ws_connect<S: AsyncRead + AsyncWrite + Unpin>(url: &str, stream: S) -> io::Result<ws::WsStream<S>> {
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(ws::config())).await.map_err(io::Error::other)?;
+    Ok(ws::WsStream::new(ws))
+}
+
+async fn connect_tcp(addr: &str) -> Result<(TcpStream, SocketAddr), DialError> {
+    let addrs =
+        tokio::net::lookup_host(addr).await.map_err(|source| DialError::Resolve { addr: addr.to_owned(), source })?;
+    let mut last = None;
+    for target in addrs {
+        match TcpStream::connect(target).await {
+            Ok(stream) => {
+                tune(&stream, target);
+                return Ok((stream, target));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(DialError::Connect {
+        addr: addr.to_owned(),
+        source: last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no addresses")),
+    })
 }
 
 fn tcp_socket(addr: SocketAddr, dual_stack: bool) -> io::Result<Socket> {
@@ -166,31 +383,30 @@ fn tcp_socket(addr: SocketAddr, dual_stack: bool) -> io::Result<Socket> {
     Ok(socket)
 }
 
-/// Applies the socket options every tunnel connection wants and splits it.
-fn tcp_conn(stream: TcpStream, peer: SocketAddr) -> Conn {
+/// The socket options every tunnel connection wants.
+fn tune(stream: &TcpStream, peer: SocketAddr) {
     // Packets are already batched by us; Nagle would only add latency.
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(remote = %peer, error = %e, "cannot set TCP_NODELAY");
     }
-    let keepalive = TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_RETRIES);
-    let sock = SockRef::from(&stream);
+    let keepalive =
+        TcpKeepalive::new().with_time(KEEPALIVE_IDLE).with_interval(KEEPALIVE_INTERVAL).with_retries(KEEPALIVE_RETRIES);
+    let sock = SockRef::from(stream);
     if let Err(e) = sock.set_tcp_keepalive(&keepalive) {
         tracing::debug!(remote = %peer, error = %e, "cannot set TCP keepalive");
     }
     if let Err(e) = sock.set_tcp_user_timeout(Some(USER_TIMEOUT)) {
         tracing::debug!(remote = %peer, error = %e, "cannot set TCP_USER_TIMEOUT");
     }
-    let (reader, writer) = stream.into_split();
-    Conn {
-        reader: Box::new(reader),
-        writer: Box::new(writer),
-        peer,
-    }
 }
 
-pub mod framed;
+/// Plain TCP splits without a lock.
+fn split_tcp(stream: TcpStream, peer: SocketAddr) -> Conn {
+    let (reader, writer) = stream.into_split();
+    Conn { reader: Box::new(reader), writer: Box::new(writer), peer }
+}
 
-pub use framed::{FrameReader, FrameWriter};
+fn split<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, peer: SocketAddr) -> Conn {
+    let (reader, writer) = tokio::io::split(stream);
+    Conn { reader: Box::new(reader), writer: Box::new(writer), peer }
+}

@@ -23,14 +23,9 @@ use nix::unistd::Pid;
 pub fn can_run() -> bool {
     let root = nix::unistd::geteuid().is_root();
     let tun = Path::new("/dev/net/tun").exists();
-    let ip = Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ip = Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success());
     if !(root && tun && ip) {
-        eprintln!(
-            "SKIPPED: end-to-end tests need root, /dev/net/tun and iproute2 (root={root} tun={tun} ip={ip})"
-        );
+        eprintln!("SKIPPED: end-to-end tests need root, /dev/net/tun and iproute2 (root={root} tun={tun} ip={ip})");
         return false;
     }
     true
@@ -38,10 +33,7 @@ pub fn can_run() -> bool {
 
 /// Runs a command, panicking with its output when it fails.
 pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
     assert!(
         out.status.success(),
         "{args:?} failed: {}{}",
@@ -107,17 +99,7 @@ impl Netns {
     pub fn ping_count(&self, addr: &str, count: u32) -> u32 {
         let out = self
             .command("ping")
-            .args([
-                "-c",
-                &count.to_string(),
-                "-i",
-                "0.2",
-                "-W",
-                "1",
-                "-n",
-                "-q",
-                addr,
-            ])
+            .args(["-c", &count.to_string(), "-i", "0.2", "-W", "1", "-n", "-q", addr])
             .output()
             .expect("run ping");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -131,10 +113,7 @@ impl Netns {
 
     /// Runs `f` on a thread that has entered this namespace (sockets it
     /// creates live in the namespace).
-    pub fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> std::thread::JoinHandle<T> {
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
         let path = format!("/var/run/netns/{}", self.name);
         std::thread::spawn(move || {
             let file = File::open(&path).expect("open netns");
@@ -145,9 +124,7 @@ impl Netns {
 
     /// Whether `addr` is configured on any interface of the namespace.
     pub fn has_addr(&self, addr: &str) -> bool {
-        self.ip(&["-o", "addr", "show"])
-            .split_whitespace()
-            .any(|w| w.split('/').next() == Some(addr))
+        self.ip(&["-o", "addr", "show"]).split_whitespace().any(|w| w.split('/').next() == Some(addr))
     }
 }
 
@@ -155,9 +132,7 @@ impl Drop for Netns {
     fn drop(&mut self) {
         // Processes still inside keep it alive only as long as they run; the
         // guards of those processes drop first (declared later).
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
 
@@ -165,10 +140,7 @@ impl Drop for Netns {
 pub fn veth(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let (ia, ib) = (format!("va{n}"), format!("vb{n}"));
-    sh(&[
-        "ip", "-n", &a.name, "link", "add", &ia, "type", "veth", "peer", "name", &ib, "netns",
-        &b.name,
-    ]);
+    sh(&["ip", "-n", &a.name, "link", "add", &ia, "type", "veth", "peer", "name", &ib, "netns", &b.name]);
     a.ip(&["addr", "add", a_addr, "dev", &ia]);
     b.ip(&["addr", "add", b_addr, "dev", &ib]);
     a.ip(&["link", "set", &ia, "up"]);
@@ -228,11 +200,7 @@ impl Rgost {
             .stderr(file)
             .spawn()
             .expect("spawn rgost");
-        Rgost {
-            label: label.to_owned(),
-            child: Some(child),
-            log,
-        }
+        Rgost { label: label.to_owned(), child: Some(child), log }
     }
 
     pub fn log(&self) -> String {
@@ -267,9 +235,7 @@ impl Rgost {
 
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 
@@ -312,14 +278,7 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 /// Sends `data` over TCP from namespace `from` to `to_addr` (an address
 /// inside namespace `to`), and returns what the receiver got. Bounded by
 /// `timeout` on every socket operation.
-pub fn tcp_transfer(
-    from: &Netns,
-    to: &Netns,
-    to_addr: &str,
-    port: u16,
-    data: Vec<u8>,
-    timeout: Duration,
-) -> Vec<u8> {
+pub fn tcp_transfer(from: &Netns, to: &Netns, to_addr: &str, port: u16, data: Vec<u8>, timeout: Duration) -> Vec<u8> {
     let bind: SocketAddr = format!("{to_addr}:{port}").parse().expect("address");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let receiver = to.run(move || {
@@ -331,16 +290,12 @@ pub fn tcp_transfer(
         stream.read_to_end(&mut got).expect("receive");
         got
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("receiver ready");
+    ready_rx.recv_timeout(Duration::from_secs(10)).expect("receiver ready");
     let sender = from.run(move || {
         let mut stream = TcpStream::connect_timeout(&bind, timeout).expect("connect");
         stream.set_write_timeout(Some(timeout)).expect("timeout");
         stream.write_all(&data).expect("send");
-        stream
-            .shutdown(std::net::Shutdown::Write)
-            .expect("shutdown");
+        stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
     });
     sender.join().expect("sender");
     receiver.join().expect("receiver")
