@@ -83,11 +83,54 @@ pub struct AssociateInfo<'a> {
 impl Status {
     /// The status byte.
     pub fn code(self) -> u8 {
-        todo!()
+        match self {
+            Status::Ok => 0x00,
+            Status::BadRequest => 0x01,
+            Status::Unauthorized => 0x02,
+            Status::Forbidden => 0x03,
+            Status::Timeout => 0x04,
+            Status::ServiceUnavailable => 0x05,
+            Status::HostUnreachable => 0x06,
+            Status::NetworkUnreachable => 0x07,
+            Status::InternalServerError => 0x08,
+        }
     }
     /// The status for a byte, if defined.
     pub fn from_code(code: u8) -> Option<Status> {
-        todo!()
+        Some(match code {
+            0x00 => Status::Ok,
+            0x01 => Status::BadRequest,
+            0x02 => Status::Unauthorized,
+            0x03 => Status::Forbidden,
+            0x04 => Status::Timeout,
+            0x05 => Status::ServiceUnavailable,
+            0x06 => Status::HostUnreachable,
+            0x07 => Status::NetworkUnreachable,
+            0x08 => Status::InternalServerError,
+            _ => return None,
+        })
+    }
+}
+
+impl Command {
+    /// The command nibble.
+    pub fn code(self) -> u8 {
+        match self {
+            Command::Connect => 0x01,
+            Command::Bind => 0x02,
+            Command::Associate => 0x03,
+        }
+    }
+
+    /// The command for a CMD byte, if defined; only the low 4 bits are looked at
+    /// (the `0x80` UDP flag of old clients is ignored).
+    pub fn from_code(code: u8) -> Option<Command> {
+        Some(match code & CMD_MASK {
+            0x01 => Command::Connect,
+            0x02 => Command::Bind,
+            0x03 => Command::Associate,
+            _ => return None,
+        })
     }
 }
 
@@ -96,57 +139,107 @@ impl Request {
     /// Returns [`DecodeError::Incomplete`] with the missing count when `buf`
     /// is a proper prefix of a well-formed header/feature block.
     pub fn decode(buf: &[u8]) -> Result<(Request, usize), DecodeError> {
-        todo!()
+        let (cmd, features, used) =
+            decode_message(buf, |cmd| Command::from_code(cmd).ok_or(DecodeError::UnknownCommand(cmd)))?;
+        Ok((Request { command: cmd, features }, used))
     }
 
     /// Appends the encoded request.
+    ///
+    /// FEALEN is 16 bits: if the features together exceed
+    /// [`MAX_FEATURES_LEN`] bytes, only the leading features that fit are
+    /// written (a codec never panics; callers build far smaller requests).
     pub fn encode(&self, out: &mut impl BufMut) {
-        todo!()
+        encode_message(self.command.code(), &self.features, out);
+    }
+
+    /// The encoded length in bytes.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + features_len(&self.features).0
     }
 
     /// The ASSOCIATE request a GOST client sends for the routing tunnel, in
     /// GOST's feature order: UserAuth (when `auth` is set), Network = ip,
     /// Addr = `src`, Addr = `host` as a domain with port 0, Tunnel =
     /// `router_id` (when set).
-    pub fn associate(
-        auth: Option<(&[u8], &[u8])>,
-        src: Addr,
-        host: &[u8],
-        router_id: Option<TunnelId>,
-    ) -> Request {
-        todo!()
+    pub fn associate(auth: Option<(&[u8], &[u8])>, src: Addr, host: &[u8], router_id: Option<TunnelId>) -> Request {
+        let mut features = Vec::with_capacity(5);
+        if let Some((username, password)) = auth {
+            features.push(Feature::UserAuth { username: username.to_vec(), password: password.to_vec() });
+        }
+        features.push(Feature::Network(Network::Ip));
+        features.push(Feature::Addr(src));
+        features.push(Feature::Addr(Addr::domain(host, 0)));
+        if let Some(id) = router_id {
+            features.push(Feature::Tunnel(id));
+        }
+        Request { command: Command::Associate, features }
     }
 
     /// The server's reading of this request (see [`AssociateInfo`]).
     pub fn associate_info(&self) -> AssociateInfo<'_> {
-        todo!()
+        let mut info = AssociateInfo { auth: None, src: None, dst: None, router_id: TunnelId::ZERO, network: None };
+        let mut router_id = None;
+        for feature in &self.features {
+            match feature {
+                Feature::UserAuth { username, password } => {
+                    info.auth.get_or_insert((username.as_slice(), password.as_slice()));
+                }
+                Feature::Addr(addr) => {
+                    if info.src.is_none() {
+                        info.src = Some(addr);
+                    } else if info.dst.is_none() {
+                        info.dst = Some(addr);
+                    }
+                }
+                Feature::Tunnel(id) => {
+                    router_id.get_or_insert(*id);
+                }
+                Feature::Network(network) => {
+                    info.network.get_or_insert(*network);
+                }
+            }
+        }
+        info.router_id = router_id.unwrap_or(TunnelId::ZERO);
+        info
     }
 }
 
 impl Response {
     /// Decodes a response from the front of `buf`; returns it and the bytes used.
     pub fn decode(buf: &[u8]) -> Result<(Response, usize), DecodeError> {
-        todo!()
+        let (status, features, used) =
+            decode_message(buf, |code| Status::from_code(code).ok_or(DecodeError::UnknownStatus(code)))?;
+        Ok((Response { status, features }, used))
     }
 
-    /// Appends the encoded response.
+    /// Appends the encoded response (features beyond [`MAX_FEATURES_LEN`]
+    /// bytes are left out, as for [`Request::encode`]).
     pub fn encode(&self, out: &mut impl BufMut) {
-        todo!()
+        encode_message(self.status.code(), &self.features, out);
+    }
+
+    /// The encoded length in bytes.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + features_len(&self.features).0
     }
 
     /// A success response carrying `connector_id`.
     pub fn ok(connector_id: TunnelId) -> Response {
-        todo!()
+        Response { status: Status::Ok, features: vec![Feature::Tunnel(connector_id)] }
     }
 
     /// A failure response with no features.
     pub fn error(status: Status) -> Response {
-        todo!()
+        Response { status, features: Vec::new() }
     }
 
     /// The connector id of a success response (its first Tunnel feature).
     pub fn connector_id(&self) -> Option<TunnelId> {
-        todo!()
+        self.features.iter().find_map(|feature| match feature {
+            Feature::Tunnel(id) => Some(*id),
+            _ => None,
+        })
     }
 }
 
@@ -154,5 +247,69 @@ impl Addr {
     /// A domain address (name truncated to 255 bytes).
     pub fn domain(name: &[u8], port: u16) -> Addr {
         Addr { host: Host::Domain(name[..name.len().min(255)].to_vec()), port }
+    }
+}
+
+/// Bytes of the `VER | CMD/STATUS | FEALEN` header shared by requests and responses.
+pub const HEADER_LEN: usize = 4;
+
+/// The bits of CMD that carry the command.
+const CMD_MASK: u8 = 0x0f;
+
+/// Decodes `VER | CODE | FEALEN | FEATURES`, interpreting CODE with `code`.
+///
+/// The version and code are checked as soon as their byte is present, so a
+/// bad peer is rejected without waiting for the rest of the message.
+fn decode_message<C>(
+    buf: &[u8],
+    code: impl FnOnce(u8) -> Result<C, DecodeError>,
+) -> Result<(C, Vec<Feature>, usize), DecodeError> {
+    let Some(&version) = buf.first() else {
+        return Err(DecodeError::Incomplete(HEADER_LEN));
+    };
+    if version != VERSION {
+        return Err(DecodeError::BadVersion(version));
+    }
+    let Some(&code_byte) = buf.get(1) else {
+        return Err(DecodeError::Incomplete(HEADER_LEN - buf.len()));
+    };
+    let code = code(code_byte)?;
+    let Some((&[_, _, len_hi, len_lo], rest)) = buf.split_first_chunk::<HEADER_LEN>() else {
+        return Err(DecodeError::Incomplete(HEADER_LEN.saturating_sub(buf.len())));
+    };
+    let fea_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+    let Some(mut block) = rest.get(..fea_len) else {
+        return Err(DecodeError::Incomplete(fea_len.saturating_sub(rest.len())));
+    };
+    let mut features = Vec::new();
+    while !block.is_empty() {
+        let (feature, used) = Feature::decode(block)?;
+        features.push(feature);
+        block = block.get(used..).unwrap_or_default();
+    }
+    Ok((code, features, HEADER_LEN + fea_len))
+}
+
+/// Total encoded length of the leading features that fit in FEALEN, and how many they are.
+fn features_len(features: &[Feature]) -> (usize, usize) {
+    let mut total = 0;
+    for (i, feature) in features.iter().enumerate() {
+        let next = total + feature.encoded_len();
+        if next > MAX_FEATURES_LEN {
+            return (total, i);
+        }
+        total = next;
+    }
+    (total, features.len())
+}
+
+fn encode_message(code: u8, features: &[Feature], out: &mut impl BufMut) {
+    let (len, count) = features_len(features);
+    out.put_u8(VERSION);
+    out.put_u8(code);
+    // `features_len` never exceeds MAX_FEATURES_LEN.
+    out.put_u16(len as u16);
+    for feature in features.iter().take(count) {
+        feature.encode(out);
     }
 }
