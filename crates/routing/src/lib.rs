@@ -9,4 +9,4 @@ pub mod ingress;
 pub mod table;
 
 pub use ingress::Ingress;
-pub use table::{Route, RouteTable};
+pub use table::{Route, RouteError, RouteTable, parse_dst};
