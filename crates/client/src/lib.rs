@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use rgost_config::TunService;
 use rgost_relay::{Addr, Host};
-use rgost_transport::{Dialer, DialerSpec};
+use rgost_transport::{ClientTls, Dialer, DialerSpec};
 use rgost_tun::{Tun, TunConfig, TunError, TunRoute};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -54,6 +54,26 @@ pub enum ClientError {
     },
 }
 
+/// The transport spec for a configured dialer.
+fn dialer_spec(kind: &rgost_config::DialerKind) -> DialerSpec {
+    use rgost_config::{DialerKind, TlsClientSettings};
+    let tls = |t: &TlsClientSettings| ClientTls {
+        ca_file: t.ca_file.clone(),
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        server_name: t.server_name.clone(),
+        secure: t.secure,
+    };
+    match kind {
+        DialerKind::Tcp => DialerSpec::Tcp,
+        DialerKind::Tls(t) => DialerSpec::Tls(tls(t)),
+        DialerKind::Ws { path, host } => DialerSpec::Ws { path: path.clone(), host: host.clone() },
+        DialerKind::Wss { path, host, tls: t } => {
+            DialerSpec::Wss { path: path.clone(), host: host.clone(), tls: tls(t) }
+        }
+    }
+}
+
 /// A TUN client with its device created.
 #[derive(Debug)]
 pub struct Client {
@@ -70,10 +90,8 @@ impl Client {
             .nodes
             .iter()
             .map(|node| {
-                let spec = match node.dialer {
-                    rgost_config::DialerKind::Tcp => DialerSpec::Tcp,
-                };
-                Dialer::new(&node.addr, &spec)
+                Dialer::new(&node.addr, &dialer_spec(&node.dialer))
+                    .map(|d| d.with_keepalive(node.keepalive))
                     .map_err(|source| ClientError::Transport { node: node.name.clone(), source })
             })
             .collect::<Result<Vec<_>, _>>()?;

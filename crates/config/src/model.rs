@@ -1,6 +1,7 @@
 //! The validated runtime model.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -23,6 +24,8 @@ pub struct Config {
     pub routers: Vec<RouterConfig>,
     /// Ingresses by name, in file order.
     pub ingresses: Vec<IngressConfig>,
+    /// Authers by name, in file order.
+    pub authers: Vec<AutherConfig>,
 }
 
 /// One service.
@@ -56,6 +59,56 @@ pub struct RouterService {
     pub default_router: Option<String>,
     /// The ingress name (`ingress`).
     pub ingress: Option<String>,
+    /// Inline credentials (`handler.auth`, or the `-L` URL's userinfo).
+    pub auth: Option<Credentials>,
+    /// The auther's name (`handler.auther`); checked after `auth` is absent.
+    pub auther: Option<String>,
+    /// rgost extension: user -> host names that user may register (from
+    /// `hosts` lists on `auth` / `auths` entries). Empty = no binding.
+    pub host_binding: Vec<(String, Vec<String>)>,
+    /// Anti-spoofing (`strictSource`, default true).
+    pub strict_source: bool,
+    /// How long plugin route answers are reused (`router.cache.expiration`, default 1 s).
+    pub route_cache_ttl: Duration,
+    /// Abuse limits.
+    pub limits: Limits,
+    /// Dead-peer detection.
+    pub keepalive: Keepalive,
+}
+
+/// Abuse limits of a router service (handler metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `maxConnections` (default 20000).
+    pub max_connections: usize,
+    /// `maxConnectionsPerIP` (default 512).
+    pub max_connections_per_ip: usize,
+    /// `maxHandshakeBytes`: largest accepted ASSOCIATE request (default 2048).
+    pub max_handshake_bytes: usize,
+    /// `queuePackets`: packets queued per connection before drops (default 256).
+    pub queue_packets: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_connections: 20_000, max_connections_per_ip: 512, max_handshake_bytes: 2048, queue_packets: 256 }
+    }
+}
+
+/// TCP keepalive and user timeout (`keepAlivePeriod`, `userTimeout` metadata on
+/// the listener or dialer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe, and the probe interval (default 15 s).
+    pub period: Duration,
+    /// TCP_USER_TIMEOUT: unacknowledged data for this long kills the connection (default 30 s).
+    pub user_timeout: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive { period: Duration::from_secs(15), user_timeout: Duration::from_secs(30) }
+    }
 }
 
 /// A listen address.
@@ -68,10 +121,50 @@ pub struct ListenAddr {
 }
 
 /// Listener types rgost implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenerKind {
     /// Plain TCP.
     Tcp,
+    /// TLS (`listener.tls`).
+    Tls(TlsServerSettings),
+    /// WebSocket on `path` (default `/ws`).
+    Ws {
+        /// HTTP path.
+        path: String,
+    },
+    /// WebSocket over TLS.
+    Wss {
+        /// HTTP path.
+        path: String,
+        /// TLS settings.
+        tls: TlsServerSettings,
+    },
+}
+
+/// A listener's `tls` block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsServerSettings {
+    /// `certFile`; none = a self-signed certificate generated at start.
+    pub cert_file: Option<PathBuf>,
+    /// `keyFile`.
+    pub key_file: Option<PathBuf>,
+    /// `caFile`: when set, clients must present a certificate signed by it (mTLS).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A dialer's (or node's) `tls` block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsClientSettings {
+    /// `serverName` (default: the node address's host).
+    pub server_name: Option<String>,
+    /// `secure`: verify against the system roots when no `caFile` is given.
+    pub secure: bool,
+    /// `caFile`: verify the server against this CA.
+    pub ca_file: Option<PathBuf>,
+    /// `certFile` (client certificate for mTLS).
+    pub cert_file: Option<PathBuf>,
+    /// `keyFile`.
+    pub key_file: Option<PathBuf>,
 }
 
 /// A TUN client service.
@@ -133,6 +226,8 @@ pub struct Node {
     pub dialer: DialerKind,
     /// Dial timeout (`connectTimeout` on the dialer or connector, default 10 s).
     pub connect_timeout: Duration,
+    /// Dead-peer detection on the dialed connection.
+    pub keepalive: Keepalive,
 }
 
 /// The `router` connector's settings.
@@ -160,10 +255,28 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Dialer types rgost implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DialerKind {
     /// Plain TCP.
     Tcp,
+    /// TLS.
+    Tls(TlsClientSettings),
+    /// WebSocket.
+    Ws {
+        /// HTTP path (default `/ws`).
+        path: String,
+        /// `host` metadata: the HTTP Host header (default: the node address).
+        host: Option<String>,
+    },
+    /// WebSocket over TLS.
+    Wss {
+        /// HTTP path (default `/ws`).
+        path: String,
+        /// HTTP Host header.
+        host: Option<String>,
+        /// TLS settings.
+        tls: TlsClientSettings,
+    },
 }
 
 /// A router (routing table) definition.
@@ -173,6 +286,10 @@ pub struct RouterConfig {
     pub name: String,
     /// Inline routes in order.
     pub routes: Vec<Route>,
+    /// Data sources (merged over the inline routes).
+    pub sources: Sources,
+    /// A plugin instead of a table; when set, routes and sources are ignored (with a warning).
+    pub plugin: Option<PluginConfig>,
 }
 
 /// An ingress definition.
@@ -182,6 +299,108 @@ pub struct IngressConfig {
     pub name: String,
     /// Inline rules: host name -> endpoint namespace.
     pub rules: Vec<(String, Uuid)>,
+    /// Data sources (merged over the inline rules).
+    pub sources: Sources,
+    /// A plugin instead of rules.
+    pub plugin: Option<PluginConfig>,
+}
+
+/// An auther definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutherConfig {
+    /// Its name.
+    pub name: String,
+    /// Inline users in order.
+    pub auths: Vec<UserEntry>,
+    /// Data sources (`username password` lines).
+    pub sources: Sources,
+    /// A plugin instead of a user table.
+    pub plugin: Option<PluginConfig>,
+}
+
+/// One user of an auther (or a handler's `auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    /// Credentials.
+    pub credentials: Credentials,
+    /// rgost extension: the host names this user may register (empty = no binding for it).
+    pub hosts: Vec<String>,
+}
+
+/// Where a router's, ingress's or auther's entries come from besides inline.
+/// Priority when two give the same key: http > redis > file > inline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// `file: {path}`.
+    pub file: Option<FileSource>,
+    /// `redis: {...}`.
+    pub redis: Option<RedisSource>,
+    /// `http: {url, timeout}`.
+    pub http: Option<HttpSource>,
+    /// `reload`: re-read period; none = read once at start.
+    pub reload: Option<Duration>,
+}
+
+impl Sources {
+    /// Whether any data source is configured.
+    pub fn is_empty(&self) -> bool {
+        self.file.is_none() && self.redis.is_none() && self.http.is_none()
+    }
+}
+
+/// A file source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSource {
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// A redis source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSource {
+    /// `host:port`.
+    pub addr: String,
+    /// Database number (default 0).
+    pub db: i64,
+    /// User name (ACL), if any.
+    pub username: Option<String>,
+    /// Password, if any.
+    pub password: Option<String>,
+    /// The key (default `gost`).
+    pub key: String,
+    /// How the key is read.
+    pub kind: RedisKind,
+}
+
+/// How a redis key is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisKind {
+    /// HGETALL: field -> value.
+    Hash,
+    /// SMEMBERS: each member is a line.
+    Set,
+}
+
+/// An HTTP source (body in the line format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSource {
+    /// The URL.
+    pub url: String,
+    /// Request timeout (default 10 s).
+    pub timeout: Duration,
+}
+
+/// An HTTP plugin (`plugin: {type: http, addr, timeout, tls, token}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginConfig {
+    /// The plugin's URL.
+    pub addr: String,
+    /// Request timeout (default 5 s).
+    pub timeout: Duration,
+    /// TLS settings for an https URL.
+    pub tls: Option<TlsClientSettings>,
+    /// Sent as `Authorization: Bearer {token}`.
+    pub token: Option<String>,
 }
 
 /// Why a config was rejected. Its message names where (file or command-line

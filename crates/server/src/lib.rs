@@ -26,7 +26,7 @@ use rgost_config::{Config, RouterService};
 use rgost_routing::{Ingress, RouteTable};
 
 pub use ingress::IngressSource;
-use rgost_transport::{Listener, ListenerSpec, TransportError};
+use rgost_transport::{Listener, ListenerSpec, ServerTls, TransportError};
 use tokio_util::sync::CancellationToken;
 
 pub use router::Router;
@@ -85,8 +85,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 512;
 
 impl Settings {
-    /// Builds the settings of `service` from the config's routers and ingresses.
-    /// The config crate has already checked that referenced names exist.
+    /// Builds the settings of `service` from the config's inline routers,
+    /// ingresses and authers. The config crate has already checked that
+    /// referenced names exist. Plugins and data sources are attached by the
+    /// caller (see `rgost`'s service set-up), which can replace tables later.
     pub fn from_config(name: &str, service: &RouterService, config: &Config) -> Settings {
         let routers = config
             .routers
@@ -100,19 +102,34 @@ impl Settings {
                 .find(|i| &i.name == name)
                 .map(|i| Ingress::new(i.rules.iter().map(|(host, id)| (host.clone(), *id.as_bytes()))))
         });
+        // `auth` on the handler wins over `auther`, as in GOST.
+        let auther = match (&service.auth, &service.auther) {
+            (Some(c), _) => Some(auth::Auther::users(HashMap::from([(c.username.clone(), c.password.clone())]))),
+            (None, Some(name)) => config.authers.iter().find(|a| &a.name == name).map(|a| {
+                let mut users = HashMap::new();
+                for entry in &a.auths {
+                    let c = &entry.credentials;
+                    users.entry(c.username.clone()).or_insert_with(|| c.password.clone());
+                }
+                auth::Auther::users(users)
+            }),
+            (None, None) => None,
+        };
+        let host_binding =
+            (!service.host_binding.is_empty()).then(|| auth::HostBinding::new(service.host_binding.iter().cloned()));
         Settings {
             read_timeout: service.read_timeout,
-            queue_packets: DEFAULT_QUEUE_PACKETS,
+            queue_packets: service.limits.queue_packets,
             routers,
             default_router: service.default_router.clone(),
-            auther: None,
-            host_binding: None,
+            auther,
+            host_binding,
             service: name.to_owned(),
             ingress: ingress.map(IngressSource::rules),
-            strict_source: true,
-            max_request: handshake::DEFAULT_MAX_REQUEST,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            strict_source: service.strict_source,
+            max_request: service.limits.max_handshake_bytes,
+            max_connections: service.limits.max_connections,
+            max_connections_per_ip: service.limits.max_connections_per_ip,
         }
     }
 }
@@ -188,14 +205,25 @@ impl Server {
 /// Binds a router service's listener. Done before anything is spawned, so a
 /// port in use stops the start.
 pub fn bind(service: &RouterService) -> Result<Listener, ServerError> {
-    let spec = match service.listener {
-        rgost_config::ListenerKind::Tcp => ListenerSpec::Tcp,
+    use rgost_config::{ListenerKind, TlsServerSettings};
+    let tls = |t: &TlsServerSettings| ServerTls {
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        ca_file: t.ca_file.clone(),
     };
-    Listener::bind(service.listen, &spec).map_err(|source| ServerError::Bind {
-        addr: match service.listen.ip {
-            Some(ip) => std::net::SocketAddr::new(ip, service.listen.port).to_string(),
-            None => format!(":{}", service.listen.port),
-        },
-        source,
+    let spec = match &service.listener {
+        ListenerKind::Tcp => ListenerSpec::Tcp,
+        ListenerKind::Tls(t) => ListenerSpec::Tls(tls(t)),
+        ListenerKind::Ws { path } => ListenerSpec::Ws { path: path.clone() },
+        ListenerKind::Wss { path, tls: t } => ListenerSpec::Wss { path: path.clone(), tls: tls(t) },
+    };
+    Listener::bind(service.listen, &spec).map(|l| l.with_keepalive(service.keepalive)).map_err(|source| {
+        ServerError::Bind {
+            addr: match service.listen.ip {
+                Some(ip) => std::net::SocketAddr::new(ip, service.listen.port).to_string(),
+                None => format!(":{}", service.listen.port),
+            },
+            source,
+        }
     })
 }

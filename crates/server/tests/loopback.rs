@@ -448,7 +448,7 @@ impl rgost_server::router::RouteResolver for FakePlugin {
         &self,
         dst: IpAddr,
         router_id: TunnelId,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Arc<str>>> + Send>> {
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<Arc<str>>> + Send>> {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.ids.lock().unwrap().push(router_id);
         let answer = self.table.lookup(dst).cloned();

@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rgost_config::ListenAddr;
+use rgost_config::{Keepalive, ListenAddr};
 use rustls::pki_types::ServerName;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -153,14 +153,8 @@ pub enum DialError {
     },
 }
 
-/// Idle time before TCP keepalive probes start, and their interval.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Unanswered keepalive probes before the kernel declares the peer dead.
 const KEEPALIVE_RETRIES: u32 = 3;
-/// How long sent data may stay unacknowledged before the connection is
-/// declared dead (TCP_USER_TIMEOUT): a vanished peer frees its host name and
-/// a client behind a dead path reconnects.
-const USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 enum Upgrade {
@@ -174,6 +168,7 @@ enum Upgrade {
 pub struct Listener {
     inner: TcpListener,
     upgrade: Upgrade,
+    keepalive: Keepalive,
 }
 
 impl std::fmt::Debug for Listener {
@@ -221,7 +216,13 @@ impl Listener {
         }
         .map_err(TransportError::Bind)?;
         let inner = TcpListener::from_std(socket.into()).map_err(TransportError::Bind)?;
-        Ok(Listener { inner, upgrade })
+        Ok(Listener { inner, upgrade, keepalive: Keepalive::default() })
+    }
+
+    /// Dead-peer detection for accepted connections (default: [`Keepalive::default`]).
+    pub fn with_keepalive(mut self, keepalive: Keepalive) -> Listener {
+        self.keepalive = keepalive;
+        self
     }
 
     /// The bound address.
@@ -233,7 +234,7 @@ impl Listener {
     /// (e.g. too many open files) and the listener stays usable.
     pub async fn accept(&self) -> io::Result<Incoming> {
         let (stream, peer) = self.inner.accept().await?;
-        tune(&stream, peer);
+        tune(&stream, peer, &self.keepalive);
         Ok(Incoming { stream, peer, upgrade: self.upgrade.clone() })
     }
 }
@@ -277,6 +278,7 @@ async fn ws_accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S, path: &str) -> 
 pub struct Dialer {
     addr: String,
     kind: DialKind,
+    keepalive: Keepalive,
 }
 
 #[derive(Clone)]
@@ -312,7 +314,13 @@ impl Dialer {
                 DialKind::Wss { url: url("wss", path, host), connector: TlsConnector::from(config), name }
             }
         };
-        Ok(Dialer { addr: addr.to_owned(), kind })
+        Ok(Dialer { addr: addr.to_owned(), kind, keepalive: Keepalive::default() })
+    }
+
+    /// Dead-peer detection for dialed connections (default: [`Keepalive::default`]).
+    pub fn with_keepalive(mut self, keepalive: Keepalive) -> Dialer {
+        self.keepalive = keepalive;
+        self
     }
 
     /// The address dialed.
@@ -330,7 +338,7 @@ impl Dialer {
     async fn dial_unbounded(&self) -> Result<Conn, DialError> {
         let addr = self.addr.as_str();
         let handshake = |layer| move |source| DialError::Handshake { layer, addr: addr.to_owned(), source };
-        let (stream, peer) = connect_tcp(addr).await?;
+        let (stream, peer) = connect_tcp(addr, &self.keepalive).await?;
         match &self.kind {
             DialKind::Tcp => Ok(split_tcp(stream, peer)),
             DialKind::Tls { connector, name } => {
@@ -352,14 +360,14 @@ async fn ws_connect<S: AsyncRead + AsyncWrite + Unpin>(url: &str, stream: S) -> 
     Ok(ws::WsStream::new(ws))
 }
 
-async fn connect_tcp(addr: &str) -> Result<(TcpStream, SocketAddr), DialError> {
+async fn connect_tcp(addr: &str, keepalive: &Keepalive) -> Result<(TcpStream, SocketAddr), DialError> {
     let addrs =
         tokio::net::lookup_host(addr).await.map_err(|source| DialError::Resolve { addr: addr.to_owned(), source })?;
     let mut last = None;
     for target in addrs {
         match TcpStream::connect(target).await {
             Ok(stream) => {
-                tune(&stream, target);
+                tune(&stream, target, keepalive);
                 return Ok((stream, target));
             }
             Err(e) => last = Some(e),
@@ -383,19 +391,23 @@ fn tcp_socket(addr: SocketAddr, dual_stack: bool) -> io::Result<Socket> {
     Ok(socket)
 }
 
-/// The socket options every tunnel connection wants.
-fn tune(stream: &TcpStream, peer: SocketAddr) {
+/// The socket options every tunnel connection wants: no Nagle, keepalive
+/// probes after `period` idle (then every third of it), and TCP_USER_TIMEOUT
+/// so that data unacknowledged for `user_timeout` kills the connection: a
+/// vanished peer frees its host name and a client behind a dead path reconnects.
+fn tune(stream: &TcpStream, peer: SocketAddr, config: &Keepalive) {
     // Packets are already batched by us; Nagle would only add latency.
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(remote = %peer, error = %e, "cannot set TCP_NODELAY");
     }
+    let interval = (config.period / 3).max(Duration::from_secs(1));
     let keepalive =
-        TcpKeepalive::new().with_time(KEEPALIVE_IDLE).with_interval(KEEPALIVE_INTERVAL).with_retries(KEEPALIVE_RETRIES);
+        TcpKeepalive::new().with_time(config.period).with_interval(interval).with_retries(KEEPALIVE_RETRIES);
     let sock = SockRef::from(stream);
     if let Err(e) = sock.set_tcp_keepalive(&keepalive) {
         tracing::debug!(remote = %peer, error = %e, "cannot set TCP keepalive");
     }
-    if let Err(e) = sock.set_tcp_user_timeout(Some(USER_TIMEOUT)) {
+    if let Err(e) = sock.set_tcp_user_timeout(Some(config.user_timeout)) {
         tracing::debug!(remote = %peer, error = %e, "cannot set TCP_USER_TIMEOUT");
     }
 }
