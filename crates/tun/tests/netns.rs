@@ -1,0 +1,380 @@
+//! TUN device tests, each in its own network namespace.
+//!
+//! Every test creates `rgtun-<pid>-<n>` with `ip netns add`, runs its body on
+//! a dedicated thread that has entered the namespace (`setns`) and drives a
+//! current-thread tokio runtime, and deletes the namespace afterwards, also
+//! when the body panics. Needs root, `/dev/net/tun` and iproute2; otherwise
+//! each test prints a SKIP line and passes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use nix::sched::CloneFlags;
+use rgost_tun::{Tun, TunConfig, TunError, TunRoute};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+static NEXT_NS: AtomicUsize = AtomicUsize::new(0);
+
+/// Deletes the namespace when dropped.
+struct NetnsGuard(String);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn can_run(test: &str) -> bool {
+    let reason = if !nix::unistd::geteuid().is_root() {
+        Some("not root")
+    } else if !Path::new("/dev/net/tun").exists() {
+        Some("/dev/net/tun missing")
+    } else if Command::new("ip").arg("-V").output().is_err() {
+        Some("iproute2 `ip` missing")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => {
+            println!("SKIP {test}: {reason}");
+            false
+        }
+        None => true,
+    }
+}
+
+/// Runs `body(ns)` in a fresh network namespace called `ns`.
+fn in_netns<F, Fut>(test: &str, body: F)
+where
+    F: FnOnce(String) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    if !can_run(test) {
+        return;
+    }
+    let ns = format!("rgtun-{}-{}", std::process::id(), NEXT_NS.fetch_add(1, Ordering::Relaxed));
+    let status = Command::new("ip").args(["netns", "add", &ns]).status().unwrap();
+    assert!(status.success(), "ip netns add {ns} failed");
+    let guard = NetnsGuard(ns.clone());
+    let result = std::thread::spawn(move || {
+        let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+        nix::sched::setns(&file, CloneFlags::CLONE_NEWNET).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(body(ns));
+    })
+    .join();
+    drop(guard);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn ip(ns: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("ip").args(["-n", ns]).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+fn ip_ok(ns: &str, args: &[&str]) -> String {
+    let (ok, text) = ip(ns, args);
+    assert!(ok, "ip -n {ns} {args:?} failed: {text}");
+    text
+}
+
+fn link_exists(ns: &str, name: &str) -> bool {
+    ip(ns, &["link", "show", "dev", name]).0
+}
+
+fn net(s: &str) -> ipnet::IpNet {
+    s.parse().unwrap()
+}
+
+fn route(dst: &str, gw: Option<&str>) -> TunRoute {
+    TunRoute { dst: net(dst), gateway: gw.map(|g| g.parse().unwrap()) }
+}
+
+fn full_config(name: &str) -> TunConfig {
+    TunConfig {
+        name: Some(name.to_string()),
+        addrs: vec![net("10.77.0.1/24"), net("10.78.0.1/16"), net("fd00:77::1/64")],
+        mtu: 1400,
+        routes: vec![
+            route("10.200.0.0/16", None),
+            route("10.201.0.0/16", Some("10.77.0.254")),
+            route("fd00:200::/32", None),
+            route("fd00:201::/48", Some("fd00:77::fe")),
+        ],
+    }
+}
+
+/// IPv4 header checksum.
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4/UDP packet (UDP checksum 0, i.e. none).
+fn udp4(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else { panic!("IPv4 only") };
+    let total = 20 + 8 + payload.len();
+    let mut p = Vec::with_capacity(total);
+    p.extend_from_slice(&[0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p.extend_from_slice(&s.octets());
+    p.extend_from_slice(&d.octets());
+    let c = checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(&src.port().to_be_bytes());
+    p.extend_from_slice(&dst.port().to_be_bytes());
+    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Receives until a packet satisfying `want` shows up (skipping e.g. IPv6
+/// router solicitations), with a timeout.
+async fn recv_matching(tun: &Tun, want: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut buf = vec![0u8; 65536];
+    timeout(Duration::from_secs(5), async {
+        loop {
+            let n = tun.recv(&mut buf).await.unwrap();
+            if want(&buf[..n]) {
+                return buf[..n].to_vec();
+            }
+        }
+    })
+    .await
+    .expect("no matching packet from the TUN device")
+}
+
+#[test]
+fn create_configures_device_and_close_removes_it() {
+    in_netns("create_configures_device_and_close_removes_it", |ns| async move {
+        let tun = Tun::create(&full_config("rgt0")).await.unwrap();
+        assert_eq!(tun.name(), "rgt0");
+        assert_eq!(tun.mtu(), 1400);
+
+        let link = ip_ok(&ns, &["link", "show", "dev", "rgt0"]);
+        assert!(link.contains("mtu 1400"), "{link}");
+        assert!(link.contains(",UP") || link.contains("<UP"), "{link}");
+        let addrs = ip_ok(&ns, &["addr", "show", "dev", "rgt0"]);
+        for a in ["inet 10.77.0.1/24", "inet 10.78.0.1/16", "inet6 fd00:77::1/64"] {
+            assert!(addrs.contains(a), "missing {a}: {addrs}");
+        }
+        assert!(!addrs.contains("tentative"), "DAD not skipped: {addrs}");
+        let r4 = ip_ok(&ns, &["-4", "route", "show"]);
+        assert!(r4.contains("10.200.0.0/16 dev rgt0"), "{r4}");
+        assert!(r4.contains("10.201.0.0/16 via 10.77.0.254 dev rgt0"), "{r4}");
+        let r6 = ip_ok(&ns, &["-6", "route", "show"]);
+        assert!(r6.contains("fd00:200::/32 dev rgt0"), "{r6}");
+        assert!(r6.contains("fd00:201::/48 via fd00:77::fe dev rgt0"), "{r6}");
+
+        tun.close().await.unwrap();
+        assert!(!link_exists(&ns, "rgt0"));
+        let r4 = ip_ok(&ns, &["-4", "route", "show"]);
+        assert!(!r4.contains("10.20"), "{r4}");
+        let r6 = ip_ok(&ns, &["-6", "route", "show"]);
+        assert!(!r6.contains("fd00:20"), "{r6}");
+    });
+}
+
+#[test]
+fn packets_flow_both_ways() {
+    in_netns("packets_flow_both_ways", |_ns| async move {
+        let tun = Arc::new(Tun::create(&full_config("rgt1")).await.unwrap());
+
+        // Host -> TUN, IPv4: a datagram to a routed address comes out of recv.
+        let sock = UdpSocket::bind("10.77.0.1:0").await.unwrap();
+        let local = sock.local_addr().unwrap();
+        let remote: SocketAddr = "10.200.1.1:9999".parse().unwrap();
+        sock.send_to(b"ping4", remote).await.unwrap();
+        let pkt = recv_matching(&tun, |p| p[0] >> 4 == 4 && p[9] == 17).await;
+        assert_eq!(&pkt[16..20], &[10, 200, 1, 1], "destination");
+        assert_eq!(&pkt[12..16], &[10, 77, 0, 1], "source");
+        assert_eq!(&pkt[28..], b"ping4");
+
+        // Host -> TUN, IPv6 (through the NODAD address, usable at once).
+        let sock6 = UdpSocket::bind("[fd00:77::1]:0").await.unwrap();
+        sock6.send_to(b"ping6", "[fd00:200::1]:9999").await.unwrap();
+        let pkt6 = recv_matching(&tun, |p| p[0] >> 4 == 6 && p[6] == 17).await;
+        let dst6: [u8; 16] = "fd00:200::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+        assert_eq!(&pkt6[24..40], &dst6);
+        assert_eq!(&pkt6[48..], b"ping6");
+
+        // TUN -> host: a crafted reply written with send reaches the socket,
+        // with a writer task and a reader task sharing the Arc.
+        let reply = udp4(remote, local, b"pong");
+        let writer = {
+            let tun = Arc::clone(&tun);
+            tokio::spawn(async move { tun.send(&reply).await })
+        };
+        let sent = writer.await.unwrap().unwrap();
+        assert_eq!(sent, 20 + 8 + 4);
+        let mut buf = [0u8; 64];
+        let (n, from) =
+            timeout(Duration::from_secs(5), sock.recv_from(&mut buf)).await.expect("reply not delivered").unwrap();
+        assert_eq!(&buf[..n], b"pong");
+        assert_eq!(from, remote);
+
+        let tun = Arc::try_unwrap(tun).unwrap();
+        tun.close().await.unwrap();
+    });
+}
+
+#[test]
+fn system_chosen_name_and_duplicate_route() {
+    in_netns("system_chosen_name_and_duplicate_route", |ns| async move {
+        let config = TunConfig {
+            name: None,
+            addrs: vec![net("10.90.0.1/24")],
+            mtu: 1500,
+            // The second one hits EEXIST: a warning, not an error.
+            routes: vec![route("10.210.0.0/16", None), route("10.210.0.0/16", None)],
+        };
+        let tun = Tun::create(&config).await.unwrap();
+        let name = tun.name().to_string();
+        assert!(name.starts_with("tun"), "{name}");
+        assert!(link_exists(&ns, &name));
+        let r4 = ip_ok(&ns, &["-4", "route", "show"]);
+        assert!(r4.contains(&format!("10.210.0.0/16 dev {name}")), "{r4}");
+        tun.close().await.unwrap();
+        assert!(!link_exists(&ns, &name));
+    });
+}
+
+#[test]
+fn unreachable_gateway_fails_and_leaves_nothing() {
+    in_netns("unreachable_gateway_fails_and_leaves_nothing", |ns| async move {
+        let mut config = full_config("rgt2");
+        // Installed first, then rolled back.
+        config.routes.insert(0, route("10.220.0.0/16", None));
+        // Not on any connected network: the kernel refuses the next hop.
+        config.routes.push(route("10.221.0.0/16", Some("192.0.2.1")));
+        let err = Tun::create(&config).await.unwrap_err();
+        println!("create failed as expected: {err}");
+        assert!(matches!(err, TunError::Netlink { .. }), "{err:?}");
+        assert!(err.to_string().contains("10.221.0.0/16"), "{err}");
+        assert!(!link_exists(&ns, "rgt2"));
+        let links = ip_ok(&ns, &["link", "show"]);
+        assert!(!links.contains("rgt2"), "{links}");
+        let r4 = ip_ok(&ns, &["-4", "route", "show"]);
+        assert!(!r4.contains("10.22"), "{r4}");
+        let r6 = ip_ok(&ns, &["-6", "route", "show"]);
+        assert!(!r6.contains("fd00:20"), "{r6}");
+    });
+}
+
+#[test]
+fn family_mismatch_is_rejected_before_anything_exists() {
+    in_netns("family_mismatch_is_rejected_before_anything_exists", |ns| async move {
+        let mut config = full_config("rgt3");
+        config.routes.push(route("fd00:300::/48", Some("10.77.0.254")));
+        let err = Tun::create(&config).await.unwrap_err();
+        println!("create failed as expected: {err}");
+        assert!(matches!(err, TunError::InvalidRoute { .. }), "{err:?}");
+        assert!(!link_exists(&ns, "rgt3"));
+    });
+}
+
+#[test]
+fn bad_address_rolls_back() {
+    in_netns("bad_address_rolls_back", |ns| async move {
+        // IPv6 needs an MTU of at least 1280: the IPv6 address is refused.
+        let config = TunConfig {
+            name: Some("rgt4".into()),
+            addrs: vec![net("10.80.0.1/24"), net("fd00:80::1/64")],
+            mtu: 1200,
+            routes: vec![],
+        };
+        let err = Tun::create(&config).await.unwrap_err();
+        println!("create failed as expected: {err}");
+        assert!(matches!(err, TunError::Netlink { .. }), "{err:?}");
+        assert!(!link_exists(&ns, "rgt4"));
+    });
+}
+
+#[test]
+fn name_in_use_fails_without_touching_the_owner() {
+    in_netns("name_in_use_fails_without_touching_the_owner", |ns| async move {
+        let config = TunConfig {
+            name: Some("rgt5".into()),
+            addrs: vec![net("10.81.0.1/24")],
+            mtu: 1400,
+            routes: vec![route("10.230.0.0/16", None)],
+        };
+        let first = Tun::create(&config).await.unwrap();
+        let err = Tun::create(&config).await.unwrap_err();
+        println!("create failed as expected: {err}");
+        assert!(matches!(err, TunError::Create(_)), "{err:?}");
+        assert!(link_exists(&ns, "rgt5"));
+        let r4 = ip_ok(&ns, &["-4", "route", "show"]);
+        assert!(r4.contains("10.230.0.0/16 dev rgt5"), "{r4}");
+        first.close().await.unwrap();
+        assert!(!link_exists(&ns, "rgt5"));
+    });
+}
+
+#[test]
+fn shutdown_wakes_a_blocked_reader() {
+    in_netns("shutdown_wakes_a_blocked_reader", |ns| async move {
+        let config = TunConfig {
+            name: Some("rgt6".into()),
+            addrs: vec![net("10.82.0.1/24")],
+            mtu: 1400,
+            routes: vec![route("10.240.0.0/16", None)],
+        };
+        let tun = Arc::new(Tun::create(&config).await.unwrap());
+        let reader = {
+            let tun = Arc::clone(&tun);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                loop {
+                    // Skip anything the kernel sends on its own.
+                    if let Err(e) = tun.recv(&mut buf).await {
+                        return e;
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tun.shutdown().await.unwrap();
+        let err = timeout(Duration::from_secs(5), reader).await.expect("reader not woken by shutdown").unwrap();
+        println!("reader ended with: {err}");
+        assert!(!link_exists(&ns, "rgt6"));
+        let r4 = ip_ok(&ns, &["-4", "route", "show"]);
+        assert!(!r4.contains("10.240"), "{r4}");
+        // Idempotent; close after shutdown is fine too.
+        tun.shutdown().await.unwrap();
+        Arc::try_unwrap(tun).unwrap().close().await.unwrap();
+    });
+}
+
+#[test]
+fn drop_without_close_removes_device() {
+    in_netns("drop_without_close_removes_device", |ns| async move {
+        let config = TunConfig {
+            name: Some("rgt7".into()),
+            addrs: vec![net("10.83.0.1/24")],
+            mtu: 1400,
+            routes: vec![route("10.250.0.0/16", None)],
+        };
+        let tun = Tun::create(&config).await.unwrap();
+        assert!(link_exists(&ns, "rgt7"));
+        drop(tun);
+        assert!(!link_exists(&ns, "rgt7"));
+        let r4 = ip_ok(&ns, &["-4", "route", "show"]);
+        assert!(!r4.contains("10.250"), "{r4}");
+    });
+}
