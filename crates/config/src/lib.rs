@@ -9,11 +9,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cli;
+mod duration;
 mod model;
+mod raw;
+mod validate;
 
 pub use model::*;
 
 use std::path::Path;
+
+use raw::{RawChain, RawConfig, RawHop};
+use validate::{Input, Sourced};
 
 /// The result of loading: the config and the warnings to log.
 #[derive(Debug, Clone)]
@@ -28,12 +35,106 @@ pub struct Loaded {
 /// Loads a config from an optional file (`-C`) plus `-L` service URLs and
 /// `-F` node URLs, as GOST does: the `-F` nodes form one chain `chain-0`
 /// (one hop per node) used by every `-L` service.
+///
+/// rgost supports chains of one hop, so more than one `-F` is an error.
 pub fn load(file: Option<&Path>, services: &[String], nodes: &[String]) -> Result<Loaded, ConfigError> {
-    todo!()
+    let mut input = Input::default();
+    if let Some(path) = file {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| ConfigError::Read { origin: origin.clone(), reason: err.to_string() })?;
+        add_file(&mut input, parse_raw(&text, &origin)?, &origin);
+    }
+
+    let chain = match nodes {
+        [] => None,
+        [url] => {
+            let origin = cli::flag_origin("-F", url);
+            let node = cli::node(url, &origin)?;
+            let name = "chain-0".to_owned();
+            let hop = RawHop { name: Some("hop-0".to_owned()), nodes: Some(vec![node]) };
+            input.chains.push(Sourced {
+                origin,
+                item: RawChain { name: Some(name.clone()), hops: Some(vec![hop]), metadata: None },
+            });
+            Some(name)
+        }
+        [_, second, ..] => {
+            return Err(ConfigError::Unsupported {
+                origin: cli::flag_origin("-F", second),
+                key: format!("chains[{}].hops", input.chains.len()),
+                value: format!("{} hops", nodes.len()),
+                hint: "rgost supports chains of exactly one hop: give one -F".to_owned(),
+            });
+        }
+    };
+
+    for (k, url) in services.iter().enumerate() {
+        let origin = cli::flag_origin("-L", url);
+        let mut service = cli::service(url, &origin)?;
+        service.name = Some(free_service_name(&input, k));
+        if let (Some(handler), Some(chain)) = (service.handler.as_mut(), chain.as_ref()) {
+            handler.chain = Some(chain.clone());
+        }
+        input.services.push(Sourced { origin, item: service });
+    }
+    validate::validate(&input)
+}
+
+/// GOST names `-L` services `service-{k}`; skip names the file already uses.
+fn free_service_name(input: &Input, k: usize) -> String {
+    (k..)
+        .map(|n| format!("service-{n}"))
+        .find(|name| !input.services.iter().any(|s| s.item.name.as_deref().map(str::trim) == Some(name.as_str())))
+        .unwrap_or_else(|| format!("service-{k}"))
 }
 
 /// Parses config text (YAML, or JSON which is read as YAML's subset) as if
 /// read from `origin` (used in error messages).
 pub fn parse_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
-    todo!()
+    let mut input = Input::default();
+    add_file(&mut input, parse_raw(text, origin)?, origin);
+    validate::validate(&input)
+}
+
+/// Reads the raw schema and rejects GOST sections rgost does not implement.
+fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+    let raw: RawConfig = match serde_saphyr::from_str(text) {
+        Ok(raw) => raw,
+        Err(yaml_err) => {
+            // JSON is YAML's subset; should the YAML reader still refuse a
+            // JSON document, serde_json gets a try.
+            let looks_like_json = text.trim_start().starts_with('{');
+            match looks_like_json.then(|| serde_json::from_str::<RawConfig>(text)) {
+                Some(Ok(raw)) => raw,
+                Some(Err(json_err)) if !json_err.is_syntax() && !json_err.is_eof() => {
+                    return Err(ConfigError::Syntax { origin: origin.to_owned(), message: json_err.to_string() });
+                }
+                _ => {
+                    let message = yaml_err.to_string().replace("--> <input>", &format!("--> {origin}"));
+                    return Err(ConfigError::Syntax { origin: origin.to_owned(), message });
+                }
+            }
+        }
+    };
+    if let Some(section) = raw.unsupported_section() {
+        return Err(ConfigError::Unsupported {
+            origin: origin.to_owned(),
+            key: section.to_owned(),
+            value: section.to_owned(),
+            hint: "rgost implements the sections services, chains, routers, ingresses and authers".to_owned(),
+        });
+    }
+    Ok(raw)
+}
+
+fn add_file(input: &mut Input, raw: RawConfig, origin: &str) {
+    fn from<T>(origin: &str) -> impl Fn(T) -> Sourced<T> + '_ {
+        move |item| Sourced { origin: origin.to_owned(), item }
+    }
+    input.services.extend(raw.services.into_iter().flatten().map(from(origin)));
+    input.chains.extend(raw.chains.into_iter().flatten().map(from(origin)));
+    input.routers.extend(raw.routers.into_iter().flatten().map(from(origin)));
+    input.ingresses.extend(raw.ingresses.into_iter().flatten().map(from(origin)));
+    input.authers.extend(raw.authers.into_iter().flatten().map(from(origin)));
 }

@@ -68,7 +68,8 @@ pub struct RouterService {
     pub host_binding: Vec<(String, Vec<String>)>,
     /// Anti-spoofing (`strictSource`, default true).
     pub strict_source: bool,
-    /// How long plugin route answers are reused (`router.cache.expiration`, default 1 s).
+    /// How long plugin route answers are reused (`router.cache.expiration`, default 1 s);
+    /// zero when `router.cache` is off, which is GOST's default.
     pub route_cache_ttl: Duration,
     /// Abuse limits.
     pub limits: Limits,

@@ -1,0 +1,1036 @@
+//! Raw schema -> validated model. The first error wins; nothing partial.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use rgost_routing::{Route, RouteError};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::duration::parse_duration;
+use crate::raw::{
+    Metadata, RawAuth, RawAuther, RawChain, RawIngress, RawNode, RawPlugin, RawRouter, RawService, RawSources, RawTls,
+};
+use crate::{
+    AutherConfig, Chain, Config, ConfigError, Credentials, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MTU, DEFAULT_READ_TIMEOUT,
+    DialerKind, FileSource, HttpSource, IngressConfig, Keepalive, Limits, ListenAddr, ListenerKind, Loaded, Node,
+    PluginConfig, RedisKind, RedisSource, RouterConfig, RouterConnector, RouterService, Service, ServiceKind, Sources,
+    TlsClientSettings, TlsServerSettings, TunRouteSetting, TunService, TunSettings, UserEntry,
+};
+
+/// Default `router.cache.expiration`.
+const DEFAULT_ROUTE_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Default HTTP data source timeout.
+const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default plugin timeout.
+const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default WebSocket path.
+const DEFAULT_WS_PATH: &str = "/ws";
+
+/// One item and where it was read from (a file or a flag).
+#[derive(Debug, Clone)]
+pub(crate) struct Sourced<T> {
+    pub(crate) origin: String,
+    pub(crate) item: T,
+}
+
+/// Everything read, from the file and the flags, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Input {
+    pub(crate) services: Vec<Sourced<RawService>>,
+    pub(crate) chains: Vec<Sourced<RawChain>>,
+    pub(crate) routers: Vec<Sourced<RawRouter>>,
+    pub(crate) ingresses: Vec<Sourced<RawIngress>>,
+    pub(crate) authers: Vec<Sourced<RawAuther>>,
+}
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+fn invalid(origin: &str, key: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { origin: origin.to_owned(), key: key.into(), value: value.into(), reason: reason.into() }
+}
+
+fn missing(origin: &str, key: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+    ConfigError::Missing { origin: origin.to_owned(), key: key.into(), hint: hint.into() }
+}
+
+fn unsupported(origin: &str, key: impl Into<String>, value: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+    ConfigError::Unsupported { origin: origin.to_owned(), key: key.into(), value: value.into(), hint: hint.into() }
+}
+
+fn undefined(origin: &str, key: impl Into<String>, value: impl Into<String>) -> ConfigError {
+    ConfigError::Undefined { origin: origin.to_owned(), key: key.into(), value: value.into() }
+}
+
+/// A non-empty, trimmed string.
+fn text(value: Option<&String>) -> Option<&str> {
+    value.map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// A value as shown in messages: strings as they are, anything else as JSON.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A scalar as text (GOST's metadata readers convert numbers and bools).
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn duration_value(origin: &str, key: &str, value: &Value) -> Result<Duration> {
+    match value {
+        Value::Number(n) => n
+            .as_u64()
+            .map(Duration::from_secs)
+            .ok_or_else(|| invalid(origin, key, shown(value), "not a duration like 10s, 1m30s or 500ms")),
+        Value::String(s) => parse_duration(s).map_err(|reason| invalid(origin, key, s.as_str(), reason)),
+        _ => Err(invalid(origin, key, shown(value), "not a duration like 10s, 1m30s or 500ms")),
+    }
+}
+
+/// A metadata map with its key path, read case-insensitively like GOST.
+struct Md<'a> {
+    origin: &'a str,
+    path: String,
+    map: Option<&'a Metadata>,
+}
+
+impl<'a> Md<'a> {
+    fn new(origin: &'a str, path: String, map: Option<&'a Metadata>) -> Self {
+        Md { origin, path, map }
+    }
+
+    fn get(&self, key: &str) -> Option<(String, &'a Value)> {
+        let map = self.map?;
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (format!("{}.{k}", self.path), v))
+    }
+
+    fn string(&self, key: &str) -> Result<Option<(String, String)>> {
+        let Some((path, value)) = self.get(key) else { return Ok(None) };
+        let text = scalar(value).ok_or_else(|| invalid(self.origin, &path, shown(value), "expected a string"))?;
+        Ok((!text.is_empty()).then_some((path, text)))
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>> {
+        let Some((path, value)) = self.get(key) else { return Ok(None) };
+        let parsed = match value {
+            Value::Bool(b) => Some(*b),
+            Value::Number(n) => match n.as_u64() {
+                Some(0) => Some(false),
+                Some(1) => Some(true),
+                _ => None,
+            },
+            Value::String(s) => match s.trim() {
+                "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+                "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        parsed.map(Some).ok_or_else(|| invalid(self.origin, path, shown(value), "expected true or false"))
+    }
+
+    fn duration(&self, key: &str) -> Result<Option<Duration>> {
+        let Some((path, value)) = self.get(key) else { return Ok(None) };
+        duration_value(self.origin, &path, value).map(Some)
+    }
+
+    fn positive_duration(&self, key: &str) -> Result<Option<Duration>> {
+        let Some((path, value)) = self.get(key) else { return Ok(None) };
+        let duration = duration_value(self.origin, &path, value)?;
+        if duration.is_zero() {
+            return Err(invalid(self.origin, path, shown(value), "must be more than zero"));
+        }
+        Ok(Some(duration))
+    }
+
+    fn positive(&self, key: &str) -> Result<Option<usize>> {
+        let Some((path, value)) = self.get(key) else { return Ok(None) };
+        let parsed = scalar(value).and_then(|s| s.parse::<usize>().ok());
+        match parsed {
+            Some(0) => Err(invalid(self.origin, path, shown(value), "must be more than zero")),
+            Some(n) => Ok(Some(n)),
+            None => Err(invalid(self.origin, path, shown(value), "expected a positive integer")),
+        }
+    }
+
+    /// A list: a YAML/JSON sequence of scalars, or a comma-separated string.
+    fn list(&self, key: &str) -> Result<Option<(String, Vec<String>)>> {
+        let Some((path, value)) = self.get(key) else { return Ok(None) };
+        let items: Vec<String> = match value {
+            Value::Array(items) => items
+                .iter()
+                .map(|item| scalar(item).ok_or_else(|| invalid(self.origin, &path, shown(item), "expected a string")))
+                .collect::<Result<_>>()?,
+            other => scalar(other)
+                .ok_or_else(|| invalid(self.origin, &path, shown(other), "expected a string or a list"))?
+                .split(',')
+                .map(|item| item.trim().to_owned())
+                .collect(),
+        };
+        let items: Vec<String> = items.into_iter().filter(|item| !item.is_empty()).collect();
+        Ok(Some((path, items)))
+    }
+}
+
+/// One metadata map and the keys rgost reads from it (`known`) or
+/// deliberately ignores (`ignored`, GOST options rgost does not implement).
+struct MdKeys<'a, 'b> {
+    md: &'b Md<'a>,
+    known: &'b [&'b str],
+    ignored: &'b [&'b str],
+}
+
+/// Warns about metadata keys nothing reads. A key present in several maps
+/// (the command line puts query parameters in both parts) is reported once,
+/// and only when none of the maps it is in reads it.
+fn warn_unknown_metadata(warnings: &mut Vec<String>, maps: &[MdKeys<'_, '_>]) {
+    let contains = |list: &[&str], key: &str| list.iter().any(|k| k.eq_ignore_ascii_case(key));
+    let mut reported: Vec<String> = Vec::new();
+    for entry in maps {
+        let Some(map) = entry.md.map else { continue };
+        for key in map.keys() {
+            let lower = key.to_ascii_lowercase();
+            if reported.contains(&lower) {
+                continue;
+            }
+            let holders =
+                maps.iter().filter(|m| m.md.map.is_some_and(|map| map.keys().any(|k| k.eq_ignore_ascii_case(key))));
+            let mut read = false;
+            let mut known_to_gost = false;
+            for holder in holders {
+                read |= contains(holder.known, key);
+                known_to_gost |= contains(holder.ignored, key);
+            }
+            if read {
+                continue;
+            }
+            reported.push(lower);
+            let what = if known_to_gost { "a GOST option rgost does not implement" } else { "unknown metadata key" };
+            warnings.push(format!("{}: {}.{key}: {what}, ignored", entry.md.origin, entry.md.path));
+        }
+    }
+}
+
+const ROUTER_HANDLER_KEYS: &[&str] = &[
+    "router",
+    "ingress",
+    "readTimeout",
+    "strictSource",
+    "router.cache",
+    "router.cache.expiration",
+    "maxConnections",
+    "maxConnectionsPerIP",
+    "maxHandshakeBytes",
+    "queuePackets",
+    "keepAlivePeriod",
+    "userTimeout",
+];
+const ROUTER_HANDLER_IGNORED: &[&str] =
+    &["bufferSize", "entrypoint", "entryPoint", "sd", "sd.renewInterval", "observer.period", "observer.resetTraffic"];
+const ROUTER_LISTENER_KEYS: &[&str] = &["path", "keepAlivePeriod", "userTimeout"];
+const LISTENER_IGNORED: &[&str] = &[
+    "backlog",
+    "mptcp",
+    "proxyProtocol",
+    "header",
+    "handshakeTimeout",
+    "readHeaderTimeout",
+    "readBufferSize",
+    "writeBufferSize",
+    "enableCompression",
+    "keepAlive",
+    "limiter.refreshInterval",
+    "limiter.cleanupInterval",
+];
+const TUN_LISTENER_KEYS: &[&str] = &["net", "name", "mtu", "route", "routes", "gw", "dns"];
+const TUN_LISTENER_IGNORED: &[&str] = &["peer", "bufferSize", "readBufferSize", "ttl"];
+const TUN_HANDLER_IGNORED: &[&str] = &["bufferSize", "keepAlive", "ttl", "p2p", "observer.period"];
+const SERVICE_IGNORED: &[&str] =
+    &["interface", "so_mark", "soMark", "preUp", "postUp", "preDown", "postDown", "observer.period", "dialTimeout"];
+const CONNECTOR_KEYS: &[&str] = &["router.id", "connectTimeout", "keepAlivePeriod", "userTimeout"];
+const DIALER_KEYS: &[&str] = &["path", "host", "connectTimeout", "keepAlivePeriod", "userTimeout"];
+const DIALER_IGNORED: &[&str] = &[
+    "header",
+    "handshakeTimeout",
+    "readHeaderTimeout",
+    "readBufferSize",
+    "writeBufferSize",
+    "enableCompression",
+    "keepAlive",
+    "mptcp",
+];
+
+/// Validates everything read into the model.
+pub(crate) fn validate(input: &Input) -> Result<Loaded> {
+    let mut warnings = Vec::new();
+
+    let routers: Vec<RouterConfig> = input
+        .routers
+        .iter()
+        .enumerate()
+        .map(|(i, src)| router(&src.origin, i, &src.item, &mut warnings))
+        .collect::<Result<_>>()?;
+    check_unique("routers", input.routers.iter().map(|s| s.origin.as_str()).zip(routers.iter().map(|r| &r.name)))?;
+
+    let ingresses: Vec<IngressConfig> = input
+        .ingresses
+        .iter()
+        .enumerate()
+        .map(|(i, src)| ingress(&src.origin, i, &src.item, &mut warnings))
+        .collect::<Result<_>>()?;
+    check_unique(
+        "ingresses",
+        input.ingresses.iter().map(|s| s.origin.as_str()).zip(ingresses.iter().map(|r| &r.name)),
+    )?;
+
+    let authers: Vec<AutherConfig> = input
+        .authers
+        .iter()
+        .enumerate()
+        .map(|(i, src)| auther(&src.origin, i, &src.item, &mut warnings))
+        .collect::<Result<_>>()?;
+    check_unique("authers", input.authers.iter().map(|s| s.origin.as_str()).zip(authers.iter().map(|r| &r.name)))?;
+
+    let chains: Vec<Chain> = input
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(i, src)| chain(&src.origin, i, &src.item, &mut warnings))
+        .collect::<Result<_>>()?;
+    check_unique("chains", input.chains.iter().map(|s| s.origin.as_str()).zip(chains.iter().map(|c| &c.name)))?;
+
+    let refs = Refs { routers: &routers, ingresses: &ingresses, authers: &authers, chains: &chains };
+    let services: Vec<Service> = input
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, src)| service(&src.origin, i, &src.item, &refs, &mut warnings))
+        .collect::<Result<_>>()?;
+    check_unique("services", input.services.iter().map(|s| s.origin.as_str()).zip(services.iter().map(|s| &s.name)))?;
+
+    Ok(Loaded { config: Config { services, routers, ingresses, authers }, warnings })
+}
+
+fn check_unique<'a>(section: &str, names: impl Iterator<Item = (&'a str, &'a String)>) -> Result<()> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, (origin, name)) in names.enumerate() {
+        if let Some(first) = seen.insert(name.as_str(), i) {
+            seen.insert(name.as_str(), first);
+            return Err(invalid(
+                origin,
+                format!("{section}[{i}].name"),
+                name.as_str(),
+                format!("duplicate name, also used by {section}[{first}]"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What services may refer to.
+struct Refs<'a> {
+    routers: &'a [RouterConfig],
+    ingresses: &'a [IngressConfig],
+    authers: &'a [AutherConfig],
+    chains: &'a [Chain],
+}
+
+// ---------------------------------------------------------------- services
+
+fn service(origin: &str, i: usize, raw: &RawService, refs: &Refs<'_>, warnings: &mut Vec<String>) -> Result<Service> {
+    let path = format!("services[{i}]");
+    let name = text(raw.name.as_ref()).map_or_else(|| format!("service-{i}"), str::to_owned);
+    let handler = raw.handler.as_ref().and_then(|h| text(h.kind.as_ref())).map(str::to_ascii_lowercase);
+    let listener = raw.listener.as_ref().and_then(|l| text(l.kind.as_ref())).map(str::to_ascii_lowercase);
+    const HINT: &str = "rgost implements handler router (listener tcp, tls, ws or wss) and handler tun (listener tun)";
+    let kind = match (handler.as_deref(), listener.as_deref()) {
+        (None | Some("tun" | "auto"), Some("tun")) => {
+            ServiceKind::Tun(tun_service(origin, &path, raw, refs, warnings)?)
+        }
+        (Some(other), Some("tun")) => {
+            return Err(unsupported(origin, format!("{path}.handler.type"), other, "a tun listener needs handler tun"));
+        }
+        (Some("router"), None | Some("tcp" | "tls" | "ws" | "wss")) => {
+            ServiceKind::Router(router_service(origin, &path, raw, refs, warnings)?)
+        }
+        (Some("router"), Some(other)) => {
+            return Err(unsupported(origin, format!("{path}.listener.type"), other, "use tcp, tls, ws or wss"));
+        }
+        (Some("tun"), other) => {
+            return Err(unsupported(
+                origin,
+                format!("{path}.listener.type"),
+                other.unwrap_or("tcp"),
+                "handler tun needs listener tun",
+            ));
+        }
+        (Some(other), _) => return Err(unsupported(origin, format!("{path}.handler.type"), other, HINT)),
+        (None, _) => return Err(missing(origin, format!("{path}.handler.type"), HINT)),
+    };
+    Ok(Service { name, kind })
+}
+
+fn router_service(
+    origin: &str,
+    path: &str,
+    raw: &RawService,
+    refs: &Refs<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<RouterService> {
+    let handler = raw.handler.clone().unwrap_or_default();
+    let listener = raw.listener.clone().unwrap_or_default();
+    let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref());
+    let lmd = Md::new(origin, format!("{path}.listener.metadata"), listener.metadata.as_ref());
+    let smd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref());
+
+    let addr = text(raw.addr.as_ref()).ok_or_else(|| missing(origin, format!("{path}.addr"), "e.g. \":8443\""))?;
+    let listen = listen_addr(addr).map_err(|reason| invalid(origin, format!("{path}.addr"), addr, reason))?;
+
+    let tls_path = format!("{path}.listener.tls");
+    let listener_type = text(listener.kind.as_ref()).map_or_else(|| "tcp".to_owned(), str::to_ascii_lowercase);
+    let ws_path = || -> Result<String> {
+        match lmd.string("path")? {
+            None => Ok(DEFAULT_WS_PATH.to_owned()),
+            Some((_, p)) if p.starts_with('/') => Ok(p),
+            Some((key, p)) => Err(invalid(origin, key, p, "an HTTP path starts with /")),
+        }
+    };
+    let kind = match listener_type.as_str() {
+        "tls" => ListenerKind::Tls(tls_server(origin, &tls_path, listener.tls.as_ref(), warnings)?),
+        "ws" => ListenerKind::Ws { path: ws_path()? },
+        "wss" => {
+            ListenerKind::Wss { path: ws_path()?, tls: tls_server(origin, &tls_path, listener.tls.as_ref(), warnings)? }
+        }
+        _ => ListenerKind::Tcp,
+    };
+    if matches!(kind, ListenerKind::Tcp | ListenerKind::Ws { .. }) && listener.tls.is_some() {
+        warnings.push(format!("{origin}: {tls_path}: ignored by a {listener_type} listener"));
+    }
+
+    let read_timeout = hmd.positive_duration("readTimeout")?.unwrap_or(DEFAULT_READ_TIMEOUT);
+    let default_router = match hmd.string("router")? {
+        Some((key, name)) if !refs.routers.iter().any(|r| r.name == name) => return Err(undefined(origin, key, name)),
+        other => other.map(|(_, name)| name),
+    };
+    let ingress = match hmd.string("ingress")? {
+        Some((key, name)) if !refs.ingresses.iter().any(|r| r.name == name) => {
+            return Err(undefined(origin, key, name));
+        }
+        other => other.map(|(_, name)| name),
+    };
+
+    let mut host_binding = Vec::new();
+    let auth = match &handler.auth {
+        Some(raw_auth) => {
+            let entry = user_entry(origin, &format!("{path}.handler.auth"), raw_auth)?;
+            if !entry.hosts.is_empty() {
+                host_binding.push((entry.credentials.username.clone(), entry.hosts.clone()));
+            }
+            Some(entry.credentials)
+        }
+        None => None,
+    };
+    let auther = match text(handler.auther.as_ref()) {
+        Some(name) => {
+            let auther = refs
+                .authers
+                .iter()
+                .find(|a| a.name == name)
+                .ok_or_else(|| undefined(origin, format!("{path}.handler.auther"), name))?;
+            host_binding.extend(
+                auther
+                    .auths
+                    .iter()
+                    .filter(|u| !u.hosts.is_empty())
+                    .map(|u| (u.credentials.username.clone(), u.hosts.clone())),
+            );
+            Some(name.to_owned())
+        }
+        None => None,
+    };
+    if handler.chain.is_some() || listener.chain.is_some() {
+        warnings.push(format!("{origin}: {path}.handler.chain: a router service forwards nothing, chain ignored"));
+    }
+
+    let strict_source = hmd.bool("strictSource")?.unwrap_or(true);
+    let cache = hmd.bool("router.cache")?.unwrap_or(false);
+    let expiration = hmd.duration("router.cache.expiration")?.unwrap_or(DEFAULT_ROUTE_CACHE_TTL);
+    let route_cache_ttl = if cache { expiration } else { Duration::ZERO };
+
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_connections: hmd.positive("maxConnections")?.unwrap_or(defaults.max_connections),
+        max_connections_per_ip: hmd.positive("maxConnectionsPerIP")?.unwrap_or(defaults.max_connections_per_ip),
+        max_handshake_bytes: hmd.positive("maxHandshakeBytes")?.unwrap_or(defaults.max_handshake_bytes),
+        queue_packets: hmd.positive("queuePackets")?.unwrap_or(defaults.queue_packets),
+    };
+    let keepalive = keepalive(&[&hmd, &lmd])?;
+
+    warn_unknown_metadata(
+        warnings,
+        &[
+            MdKeys { md: &hmd, known: ROUTER_HANDLER_KEYS, ignored: ROUTER_HANDLER_IGNORED },
+            MdKeys { md: &lmd, known: ROUTER_LISTENER_KEYS, ignored: LISTENER_IGNORED },
+            MdKeys { md: &smd, known: &[], ignored: SERVICE_IGNORED },
+        ],
+    );
+    if raw.forwarder.is_some() {
+        warnings.push(format!("{origin}: {path}.forwarder: a router service forwards nothing, ignored"));
+    }
+
+    Ok(RouterService {
+        listen,
+        listener: kind,
+        read_timeout,
+        default_router,
+        ingress,
+        auth,
+        auther,
+        host_binding,
+        strict_source,
+        route_cache_ttl,
+        limits,
+        keepalive,
+    })
+}
+
+/// `keepAlivePeriod` and `userTimeout` from the first map that has them.
+fn keepalive(maps: &[&Md<'_>]) -> Result<Keepalive> {
+    let defaults = Keepalive::default();
+    let mut period = None;
+    let mut user_timeout = None;
+    for md in maps {
+        if period.is_none() {
+            period = md.positive_duration("keepAlivePeriod")?;
+        }
+        if user_timeout.is_none() {
+            user_timeout = md.positive_duration("userTimeout")?;
+        }
+    }
+    Ok(Keepalive {
+        period: period.unwrap_or(defaults.period),
+        user_timeout: user_timeout.unwrap_or(defaults.user_timeout),
+    })
+}
+
+/// `:8443`, `0.0.0.0:8443`, `127.0.0.1:8443`, `[::1]:8443`.
+fn listen_addr(addr: &str) -> std::result::Result<ListenAddr, String> {
+    let (host, port) = addr.rsplit_once(':').ok_or("expected [address]:port, e.g. :8443")?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if host.is_empty() {
+        return Ok(ListenAddr { ip: None, port });
+    }
+    let ip: IpAddr =
+        host.parse().map_err(|_| format!("{host:?} is not an IP address (host names are not supported)"))?;
+    Ok(ListenAddr { ip: Some(ip), port })
+}
+
+/// `host:port` to dial: a non-empty host and a port 1-65535.
+fn dial_addr(addr: &str) -> std::result::Result<(), String> {
+    let (host, port) = addr.rsplit_once(':').ok_or("expected host:port")?;
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => return Err(format!("bad port {port:?}")),
+        Ok(_) => {}
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        let inner = inner.strip_suffix(']').ok_or("unclosed [ in the host")?;
+        inner.parse::<std::net::Ipv6Addr>().map_err(|_| format!("{inner:?} is not an IPv6 address"))?;
+        return Ok(());
+    }
+    if host.is_empty() {
+        return Err("empty host".to_owned());
+    }
+    if host.contains(':') {
+        return Err("an IPv6 address needs brackets, e.g. [::1]:8443".to_owned());
+    }
+    Ok(())
+}
+
+fn tls_server(origin: &str, path: &str, tls: Option<&RawTls>, warnings: &mut Vec<String>) -> Result<TlsServerSettings> {
+    let Some(tls) = tls else { return Ok(TlsServerSettings::default()) };
+    let (cert_file, key_file) = cert_pair(origin, path, tls)?;
+    if tls.server_name.is_some() || tls.secure.is_some() {
+        warnings.push(format!("{origin}: {path}: serverName and secure apply to dialers, ignored on a listener"));
+    }
+    Ok(TlsServerSettings { cert_file, key_file, ca_file: text(tls.ca_file.as_ref()).map(PathBuf::from) })
+}
+
+fn tls_client(origin: &str, path: &str, tls: &RawTls) -> Result<TlsClientSettings> {
+    let (cert_file, key_file) = cert_pair(origin, path, tls)?;
+    Ok(TlsClientSettings {
+        server_name: text(tls.server_name.as_ref()).map(str::to_owned),
+        secure: tls.secure.unwrap_or(false),
+        ca_file: text(tls.ca_file.as_ref()).map(PathBuf::from),
+        cert_file,
+        key_file,
+    })
+}
+
+/// `certFile` and `keyFile` come together.
+fn cert_pair(origin: &str, path: &str, tls: &RawTls) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
+    match (text(tls.cert_file.as_ref()), text(tls.key_file.as_ref())) {
+        (Some(cert), Some(key)) => Ok((Some(PathBuf::from(cert)), Some(PathBuf::from(key)))),
+        (None, None) => Ok((None, None)),
+        (None, Some(key)) => Err(invalid(origin, format!("{path}.keyFile"), key, "keyFile needs certFile")),
+        (Some(_), None) => Err(missing(origin, format!("{path}.keyFile"), "certFile needs keyFile")),
+    }
+}
+
+fn tun_service(
+    origin: &str,
+    path: &str,
+    raw: &RawService,
+    refs: &Refs<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<TunService> {
+    let handler = raw.handler.clone().unwrap_or_default();
+    let listener = raw.listener.clone().unwrap_or_default();
+    let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref());
+    let lmd = Md::new(origin, format!("{path}.listener.metadata"), listener.metadata.as_ref());
+    let smd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref());
+
+    let net_hint = "comma-separated device addresses with prefix, e.g. net=192.168.123.1/24";
+    let (net_key, nets) =
+        lmd.list("net")?.ok_or_else(|| missing(origin, format!("{path}.listener.metadata.net"), net_hint))?;
+    if nets.is_empty() {
+        return Err(missing(origin, net_key, net_hint));
+    }
+    let addrs = nets
+        .iter()
+        .map(|net| {
+            net.parse::<IpNet>().map_err(|_| invalid(origin, &net_key, net.as_str(), "not an address with prefix"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let name = lmd.string("name")?.map(|(_, name)| name);
+    let mtu = match lmd.get("mtu") {
+        None => DEFAULT_MTU,
+        Some((key, value)) => scalar(value)
+            .and_then(|s| s.parse::<u16>().ok())
+            .filter(|mtu| *mtu >= 68)
+            .ok_or_else(|| invalid(origin, key, shown(value), "an MTU is 68 to 65535"))?,
+    };
+    let gateway = match lmd.string("gw")? {
+        None => None,
+        Some((key, gw)) => {
+            Some(gw.parse::<IpAddr>().map_err(|_| invalid(origin, key, gw.as_str(), "not an IP address"))?)
+        }
+    };
+    let mut routes = Vec::new();
+    if let Some((key, items)) = lmd.list("route")? {
+        for item in items {
+            let dst = rgost_routing::parse_dst(&item)
+                .map_err(|_| invalid(origin, &key, item.as_str(), "not a CIDR or an IP address"))?;
+            routes.push(TunRouteSetting { dst, gateway });
+        }
+    }
+    if let Some((key, items)) = lmd.list("routes")? {
+        for item in items {
+            let mut fields = item.split_whitespace();
+            let (dst, gw) = (fields.next().unwrap_or_default(), fields.next());
+            if fields.next().is_some() {
+                return Err(invalid(origin, &key, item.as_str(), "expected \"CIDR [gateway]\""));
+            }
+            let dst = rgost_routing::parse_dst(dst)
+                .map_err(|_| invalid(origin, &key, item.as_str(), "not a CIDR or an IP address"))?;
+            let gateway = match gw {
+                None => None,
+                Some(gw) => Some(
+                    gw.parse::<IpAddr>()
+                        .map_err(|_| invalid(origin, &key, item.as_str(), "the gateway is not an IP address"))?,
+                ),
+            };
+            routes.push(TunRouteSetting { dst, gateway });
+        }
+    }
+    let dns = match lmd.list("dns")? {
+        None => Vec::new(),
+        Some((key, items)) => items
+            .iter()
+            .map(|item| item.parse::<IpAddr>().map_err(|_| invalid(origin, &key, item.as_str(), "not an IP address")))
+            .collect::<Result<_>>()?,
+    };
+
+    let nodes = raw.forwarder.as_ref().and_then(|f| f.nodes.as_deref()).unwrap_or_default();
+    let host_hint =
+        "the host name reported to the router: forwarder.nodes[0].addr, or the path of -L \"tun:///host-1?net=...\"";
+    let first = nodes.first().ok_or_else(|| missing(origin, format!("{path}.forwarder.nodes"), host_hint))?;
+    let host = text(first.addr.as_ref())
+        .ok_or_else(|| missing(origin, format!("{path}.forwarder.nodes[0].addr"), host_hint))?
+        .to_owned();
+    if nodes.len() > 1 {
+        warnings.push(format!("{origin}: {path}.forwarder.nodes: only the first node ({host}) is used"));
+    }
+
+    let chain = match (text(handler.chain.as_ref()), text(listener.chain.as_ref())) {
+        (Some(name), _) => named_chain(origin, &format!("{path}.handler.chain"), name, refs)?,
+        (None, Some(name)) => named_chain(origin, &format!("{path}.listener.chain"), name, refs)?,
+        (None, None) => match refs.chains {
+            [only] => {
+                let service = text(raw.name.as_ref()).unwrap_or(path);
+                warnings.push(format!(
+                    "{origin}: {path}.handler.chain: service {service} names no chain; using the only chain defined, {}",
+                    only.name
+                ));
+                only.clone()
+            }
+            [] => {
+                return Err(missing(
+                    origin,
+                    format!("{path}.handler.chain"),
+                    "a tun service reaches the router server through a chain, e.g. -F \"router://server:8443\"",
+                ));
+            }
+            several => {
+                let names: Vec<&str> = several.iter().map(|c| c.name.as_str()).collect();
+                return Err(missing(
+                    origin,
+                    format!("{path}.handler.chain"),
+                    format!("name one of the chains: {}", names.join(", ")),
+                ));
+            }
+        },
+    };
+
+    warn_unknown_metadata(
+        warnings,
+        &[
+            MdKeys { md: &lmd, known: TUN_LISTENER_KEYS, ignored: TUN_LISTENER_IGNORED },
+            MdKeys { md: &hmd, known: &[], ignored: TUN_HANDLER_IGNORED },
+            MdKeys { md: &smd, known: &[], ignored: SERVICE_IGNORED },
+        ],
+    );
+    if handler.auth.is_some() || handler.auther.is_some() {
+        warnings.push(format!("{origin}: {path}.handler.auth: a tun handler checks no credentials, ignored"));
+    }
+    if listener.tls.is_some() {
+        warnings.push(format!("{origin}: {path}.listener.tls: ignored by a tun listener"));
+    }
+
+    Ok(TunService { tun: TunSettings { name, addrs, mtu, routes, gateway, dns }, host, chain })
+}
+
+fn named_chain(origin: &str, key: &str, name: &str, refs: &Refs<'_>) -> Result<Chain> {
+    refs.chains.iter().find(|c| c.name == name).cloned().ok_or_else(|| undefined(origin, key, name))
+}
+
+fn user_entry(origin: &str, path: &str, raw: &RawAuth) -> Result<UserEntry> {
+    let username = text(raw.username.as_ref())
+        .ok_or_else(|| missing(origin, format!("{path}.username"), "credentials need a user name"))?;
+    let hosts: Vec<String> =
+        raw.hosts.iter().flatten().map(|h| h.trim()).filter(|h| !h.is_empty()).map(str::to_owned).collect();
+    Ok(UserEntry {
+        credentials: Credentials { username: username.to_owned(), password: raw.password.clone().unwrap_or_default() },
+        hosts,
+    })
+}
+
+// ------------------------------------------------------------------ chains
+
+fn chain(origin: &str, i: usize, raw: &RawChain, warnings: &mut Vec<String>) -> Result<Chain> {
+    let path = format!("chains[{i}]");
+    let name = text(raw.name.as_ref())
+        .ok_or_else(|| missing(origin, format!("{path}.name"), "services refer to a chain by name"))?
+        .to_owned();
+    let hops = raw.hops.as_deref().unwrap_or_default();
+    let hop = match hops {
+        [] => return Err(missing(origin, format!("{path}.hops"), "one hop whose nodes are router servers")),
+        [hop] => hop,
+        more => {
+            return Err(unsupported(
+                origin,
+                format!("{path}.hops"),
+                format!("{} hops", more.len()),
+                "rgost supports chains of exactly one hop; several nodes in that hop are alternatives",
+            ));
+        }
+    };
+    let nodes = hop.nodes.as_deref().unwrap_or_default();
+    if nodes.is_empty() {
+        return Err(missing(origin, format!("{path}.hops[0].nodes"), "at least one router server node"));
+    }
+    let nodes = nodes
+        .iter()
+        .enumerate()
+        .map(|(j, n)| node(origin, &format!("{path}.hops[0].nodes[{j}]"), j, n, warnings))
+        .collect::<Result<Vec<_>>>()?;
+    if raw.metadata.as_ref().is_some_and(|md| !md.is_empty()) {
+        warnings.push(format!("{origin}: {path}.metadata: chain metadata is ignored by rgost"));
+    }
+    Ok(Chain { name, nodes })
+}
+
+fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<String>) -> Result<Node> {
+    let name = text(raw.name.as_ref()).map_or_else(|| format!("node-{j}"), str::to_owned);
+    let addr = text(raw.addr.as_ref())
+        .ok_or_else(|| missing(origin, format!("{path}.addr"), "host:port of the router server"))?
+        .to_owned();
+    dial_addr(&addr).map_err(|reason| invalid(origin, format!("{path}.addr"), addr.as_str(), reason))?;
+
+    let connector = raw.connector.clone().unwrap_or_default();
+    match text(connector.kind.as_ref()).map(str::to_ascii_lowercase).as_deref() {
+        Some("router") => {}
+        Some(other) => {
+            return Err(unsupported(
+                origin,
+                format!("{path}.connector.type"),
+                other,
+                "rgost implements connector router",
+            ));
+        }
+        None => return Err(missing(origin, format!("{path}.connector.type"), "rgost implements connector router")),
+    }
+    let dialer = raw.dialer.clone().unwrap_or_default();
+    let cmd = Md::new(origin, format!("{path}.connector.metadata"), connector.metadata.as_ref());
+    let dmd = Md::new(origin, format!("{path}.dialer.metadata"), dialer.metadata.as_ref());
+    let nmd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref());
+
+    let router_id = match cmd.string("router.id")? {
+        None => None,
+        Some((key, id)) => {
+            Some(Uuid::parse_str(&id).map_err(|_| invalid(origin, key, id.as_str(), "router.id must be a UUID"))?)
+        }
+    };
+    let auth = match &connector.auth {
+        Some(auth) => Some(user_entry(origin, &format!("{path}.connector.auth"), auth)?.credentials),
+        None => None,
+    };
+
+    let (tls_path, raw_tls) = match (&dialer.tls, &raw.tls) {
+        (Some(tls), _) => (format!("{path}.dialer.tls"), Some(tls)),
+        (None, Some(tls)) => (format!("{path}.tls"), Some(tls)),
+        (None, None) => (String::new(), None),
+    };
+    let tls = || -> Result<TlsClientSettings> {
+        raw_tls.map_or_else(|| Ok(TlsClientSettings::default()), |tls| tls_client(origin, &tls_path, tls))
+    };
+    let ws_path = || -> Result<String> {
+        match dmd.string("path")? {
+            None => Ok(DEFAULT_WS_PATH.to_owned()),
+            Some((_, p)) if p.starts_with('/') => Ok(p),
+            Some((key, p)) => Err(invalid(origin, key, p, "an HTTP path starts with /")),
+        }
+    };
+    let ws_host = || -> Result<Option<String>> { Ok(dmd.string("host")?.map(|(_, h)| h)) };
+    let dialer_type = text(dialer.kind.as_ref()).map_or_else(|| "tcp".to_owned(), str::to_ascii_lowercase);
+    let kind = match dialer_type.as_str() {
+        "tcp" => DialerKind::Tcp,
+        "tls" => DialerKind::Tls(tls()?),
+        "ws" => DialerKind::Ws { path: ws_path()?, host: ws_host()? },
+        "wss" => DialerKind::Wss { path: ws_path()?, host: ws_host()?, tls: tls()? },
+        other => {
+            return Err(unsupported(origin, format!("{path}.dialer.type"), other, "use tcp, tls, ws or wss"));
+        }
+    };
+    if matches!(kind, DialerKind::Tcp | DialerKind::Ws { .. }) && raw_tls.is_some() {
+        warnings.push(format!("{origin}: {tls_path}: ignored by a {dialer_type} dialer"));
+    }
+
+    let connect_timeout = match dmd.positive_duration("connectTimeout")? {
+        Some(timeout) => timeout,
+        None => cmd.positive_duration("connectTimeout")?.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+    };
+    let keepalive = keepalive(&[&dmd, &cmd])?;
+
+    warn_unknown_metadata(
+        warnings,
+        &[
+            MdKeys { md: &cmd, known: CONNECTOR_KEYS, ignored: &[] },
+            MdKeys { md: &dmd, known: DIALER_KEYS, ignored: DIALER_IGNORED },
+            MdKeys { md: &nmd, known: &[], ignored: &[] },
+        ],
+    );
+
+    Ok(Node { name, addr, connector: RouterConnector { router_id, auth }, dialer: kind, connect_timeout, keepalive })
+}
+
+// ------------------------------------------- routers, ingresses, authers
+
+fn router(origin: &str, i: usize, raw: &RawRouter, warnings: &mut Vec<String>) -> Result<RouterConfig> {
+    let path = format!("routers[{i}]");
+    let name = section_name(origin, &path, raw.name.as_ref())?;
+    let mut routes = Vec::new();
+    for (j, route) in raw.routes.iter().flatten().enumerate() {
+        let route_path = format!("{path}.routes[{j}]");
+        let (dst_key, dst) = match (text(route.dst.as_ref()), text(route.net.as_ref())) {
+            (Some(dst), _) => ("dst", dst),
+            (None, Some(net)) => ("net", net),
+            (None, None) => {
+                return Err(missing(origin, format!("{route_path}.dst"), "an IP address or CIDR"));
+            }
+        };
+        let gateway = text(route.gateway.as_ref())
+            .ok_or_else(|| missing(origin, format!("{route_path}.gateway"), "the host name that gets the packets"))?;
+        let route = Route::parse(dst, gateway).map_err(|err| match err {
+            RouteError::EmptyGateway => missing(origin, format!("{route_path}.gateway"), "the host name"),
+            other => invalid(origin, format!("{route_path}.{dst_key}"), dst, other.to_string()),
+        })?;
+        routes.push(route);
+    }
+    let (sources, plugin) = sources(origin, &path, raw.sources())?;
+    if plugin.is_some() && (!routes.is_empty() || !sources.is_empty()) {
+        warnings.push(format!("{origin}: {path}.plugin: the plugin answers; routes and data sources are ignored"));
+    }
+    Ok(RouterConfig { name, routes, sources, plugin })
+}
+
+fn ingress(origin: &str, i: usize, raw: &RawIngress, warnings: &mut Vec<String>) -> Result<IngressConfig> {
+    let path = format!("ingresses[{i}]");
+    let name = section_name(origin, &path, raw.name.as_ref())?;
+    let mut rules = Vec::new();
+    for (j, rule) in raw.rules.iter().flatten().enumerate() {
+        let rule_path = format!("{path}.rules[{j}]");
+        let hostname = text(rule.hostname.as_ref())
+            .ok_or_else(|| missing(origin, format!("{rule_path}.hostname"), "a host name"))?;
+        let endpoint = text(rule.endpoint.as_ref())
+            .ok_or_else(|| missing(origin, format!("{rule_path}.endpoint"), "a router id (UUID)"))?;
+        let endpoint = Uuid::parse_str(endpoint).map_err(|_| {
+            invalid(origin, format!("{rule_path}.endpoint"), endpoint, "an endpoint must be a router id (UUID)")
+        })?;
+        rules.push((hostname.to_owned(), endpoint));
+    }
+    let (sources, plugin) = sources(origin, &path, raw.sources())?;
+    if plugin.is_some() && (!rules.is_empty() || !sources.is_empty()) {
+        warnings.push(format!("{origin}: {path}.plugin: the plugin answers; rules and data sources are ignored"));
+    }
+    Ok(IngressConfig { name, rules, sources, plugin })
+}
+
+fn auther(origin: &str, i: usize, raw: &RawAuther, warnings: &mut Vec<String>) -> Result<AutherConfig> {
+    let path = format!("authers[{i}]");
+    let name = section_name(origin, &path, raw.name.as_ref())?;
+    let auths = raw
+        .auths
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(j, auth)| user_entry(origin, &format!("{path}.auths[{j}]"), auth))
+        .collect::<Result<Vec<_>>>()?;
+    let (sources, plugin) = sources(origin, &path, raw.sources())?;
+    if plugin.is_some() && (!auths.is_empty() || !sources.is_empty()) {
+        warnings.push(format!("{origin}: {path}.plugin: the plugin answers; auths and data sources are ignored"));
+    }
+    Ok(AutherConfig { name, auths, sources, plugin })
+}
+
+fn section_name(origin: &str, path: &str, name: Option<&String>) -> Result<String> {
+    text(name).map(str::to_owned).ok_or_else(|| missing(origin, format!("{path}.name"), "services refer to it by name"))
+}
+
+fn sources(origin: &str, path: &str, raw: RawSources<'_>) -> Result<(Sources, Option<PluginConfig>)> {
+    let reload = match raw.reload.filter(|v| !v.is_null()) {
+        None => None,
+        Some(value) => Some(duration_value(origin, &format!("{path}.reload"), value)?).filter(|d| !d.is_zero()),
+    };
+    let file = match raw.file {
+        None => None,
+        Some(file) => Some(FileSource {
+            path: text(file.path.as_ref())
+                .map(PathBuf::from)
+                .ok_or_else(|| missing(origin, format!("{path}.file.path"), "the file to read"))?,
+        }),
+    };
+    let redis = match raw.redis {
+        None => None,
+        Some(redis) => {
+            let addr = text(redis.addr.as_ref())
+                .ok_or_else(|| missing(origin, format!("{path}.redis.addr"), "host:port of the redis server"))?;
+            let db = redis.db.unwrap_or(0);
+            if db < 0 {
+                return Err(invalid(origin, format!("{path}.redis.db"), db.to_string(), "a database number is >= 0"));
+            }
+            let kind = match text(redis.kind.as_ref()).map(str::to_ascii_lowercase).as_deref() {
+                None | Some("set") => RedisKind::Set,
+                Some("hash") => RedisKind::Hash,
+                Some(other) => {
+                    return Err(unsupported(origin, format!("{path}.redis.type"), other, "use set or hash"));
+                }
+            };
+            Some(RedisSource {
+                addr: addr.to_owned(),
+                db,
+                username: text(redis.username.as_ref()).map(str::to_owned),
+                password: redis.password.clone().filter(|p| !p.is_empty()),
+                key: text(redis.key.as_ref()).unwrap_or("gost").to_owned(),
+                kind,
+            })
+        }
+    };
+    let http = match raw.http {
+        None => None,
+        Some(http) => {
+            let url =
+                text(http.url.as_ref()).ok_or_else(|| missing(origin, format!("{path}.http.url"), "the URL to GET"))?;
+            let timeout = match http.timeout.as_ref().filter(|v| !v.is_null()) {
+                None => DEFAULT_HTTP_TIMEOUT,
+                Some(value) => positive(origin, &format!("{path}.http.timeout"), value)?,
+            };
+            Some(HttpSource { url: url.to_owned(), timeout })
+        }
+    };
+    let plugin = raw.plugin.map(|plugin| plugin_config(origin, &format!("{path}.plugin"), plugin)).transpose()?;
+    Ok((Sources { file, redis, http, reload }, plugin))
+}
+
+fn positive(origin: &str, key: &str, value: &Value) -> Result<Duration> {
+    let duration = duration_value(origin, key, value)?;
+    if duration.is_zero() {
+        return Err(invalid(origin, key, shown(value), "must be more than zero"));
+    }
+    Ok(duration)
+}
+
+fn plugin_config(origin: &str, path: &str, raw: &RawPlugin) -> Result<PluginConfig> {
+    match text(raw.kind.as_ref()).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("http") => {}
+        Some(other) => return Err(unsupported(origin, format!("{path}.type"), other, "rgost implements http plugins")),
+    }
+    let addr = text(raw.addr.as_ref()).ok_or_else(|| missing(origin, format!("{path}.addr"), "the plugin's URL"))?;
+    let timeout = match raw.timeout.as_ref().filter(|v| !v.is_null()) {
+        None => DEFAULT_PLUGIN_TIMEOUT,
+        Some(value) => positive(origin, &format!("{path}.timeout"), value)?,
+    };
+    let tls = raw.tls.as_ref().map(|tls| tls_client(origin, &format!("{path}.tls"), tls)).transpose()?;
+    Ok(PluginConfig { addr: addr.to_owned(), timeout, tls, token: text(raw.token.as_ref()).map(str::to_owned) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addrs() {
+        assert_eq!(listen_addr(":8443"), Ok(ListenAddr { ip: None, port: 8443 }));
+        assert_eq!(listen_addr("127.0.0.1:1").map(|a| a.ip), Ok(Some(IpAddr::from([127, 0, 0, 1]))));
+        assert_eq!(listen_addr("[::1]:8443").map(|a| a.port), Ok(8443));
+        assert!(listen_addr(":65536").is_err());
+        assert!(listen_addr("8443").is_err());
+        assert!(listen_addr("localhost:8443").is_err());
+    }
+
+    #[test]
+    fn dial_addrs() {
+        assert!(dial_addr("server:8443").is_ok());
+        assert!(dial_addr("[fd00::1]:8443").is_ok());
+        assert!(dial_addr("server").is_err());
+        assert!(dial_addr("server:0").is_err());
+        assert!(dial_addr(":8443").is_err());
+        assert!(dial_addr("fd00::1:8443").is_err());
+    }
+}
