@@ -57,7 +57,7 @@ fn refusal_text(status: Status, host: &str, router_id: Option<TunnelId>) -> Stri
              (status 6, HostUnreachable); check router.id"
         ),
         Status::Unauthorized => {
-            format!("the server refused host {host:?}: wrong or missing credentials (status 2)")
+            format!("the server refused host {host:?}: wrong or missing credentials (status 2, Unauthorized)")
         }
         Status::BadRequest => {
             format!("the server refused host {host:?} as a bad request (status 1)")
