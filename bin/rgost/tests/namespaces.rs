@@ -2,6 +2,7 @@
 //! network namespaces: two routing namespaces using the same addresses and
 //! host names never see each other's packets; an ingress refuses a host that
 //! presents the wrong router id and admits the right one.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
 

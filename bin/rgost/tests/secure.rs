@@ -2,6 +2,8 @@
 //! self-signed server, mTLS, ws and wss) and authentication, each with a
 //! router server and two TUN clients in their own namespaces.
 
+#![allow(clippy::expect_used)]
+
 mod common;
 
 use std::path::PathBuf;
@@ -288,9 +290,10 @@ fn authentication_inline_auther_and_refusal() {
     assert!(s.tunnel_works(), "authenticated clients got no tunnel");
 
     // Wrong password and no credentials: Unauthorized, told in plain words, retried.
-    for (tag, node) in
-        [("wrongpw", format!("router://alice:wrong@10.12.3.1:8443")), ("nocreds", "router://10.12.3.1:8443".to_owned())]
-    {
+    for (tag, node) in [
+        ("wrongpw", "router://alice:wrong@10.12.3.1:8443".to_owned()),
+        ("nocreds", "router://10.12.3.1:8443".to_owned()),
+    ] {
         let bad = Netns::new(tag);
         veth(&s.srv, "10.12.3.1/24", &bad, "10.12.3.2/24");
         let mut refused = s.client(&bad, "host-1", "10.70.0.9", &node);

@@ -2,6 +2,7 @@
 //! server and two TUN clients (one from the command line, one from YAML),
 //! pings both ways, LAN routes, a multi-MB TCP transfer, a server restart
 //! the clients recover from on their own, and a clean client shutdown.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
 

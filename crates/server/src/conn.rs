@@ -115,22 +115,22 @@ impl Server {
     /// then ingress; rgost's host binding last.
     async fn check(&self, request: &rgost_relay::Request, remote: SocketAddr) -> Result<Associate, Refusal> {
         let credentials = request.associate_info().auth;
-        if let Some(auther) = &self.settings.auther {
-            if !auther.check(&self.settings.service, credentials, remote).await {
-                return Err(Refusal { status: Status::Unauthorized, reason: "bad or missing credentials" });
-            }
+        if let Some(auther) = &self.settings.auther
+            && !auther.check(&self.settings.service, credentials, remote).await
+        {
+            return Err(Refusal { status: Status::Unauthorized, reason: "bad or missing credentials" });
         }
         let associate = handshake::associate(request)?;
-        if let Some(binding) = &self.settings.host_binding {
-            if !credentials.is_some_and(|(user, _)| binding.allows(user, &associate.host)) {
-                return Err(Refusal { status: Status::Forbidden, reason: "this user may not register this host name" });
-            }
+        if let Some(binding) = &self.settings.host_binding
+            && !credentials.is_some_and(|(user, _)| binding.allows(user, &associate.host))
+        {
+            return Err(Refusal { status: Status::Forbidden, reason: "this user may not register this host name" });
         }
-        if let Some(ingress) = &self.settings.ingress {
-            if !associate.host.is_empty() {
-                let endpoint = ingress.lookup(&associate.host, &self.settings.service).await;
-                handshake::check_ingress(&associate, endpoint)?;
-            }
+        if let Some(ingress) = &self.settings.ingress
+            && !associate.host.is_empty()
+        {
+            let endpoint = ingress.lookup(&associate.host, &self.settings.service).await;
+            handshake::check_ingress(&associate, endpoint)?;
         }
         Ok(associate)
     }

@@ -92,7 +92,7 @@ mod tests {
     #[test]
     fn pick_is_stable_and_moves_only_the_closed_connections_flows() {
         let all = peers(&[1, 2, 3, 4]);
-        let flows: Vec<u64> = (0..10_000u64).map(|i| mix(i)).collect();
+        let flows: Vec<u64> = (0..10_000u64).map(mix).collect();
         let before: Vec<u64> = flows.iter().map(|&f| pick(&all, f).map(|p| p.id).unwrap_or(0)).collect();
         // Balanced within reason.
         for id in 1..=4 {

@@ -1,6 +1,7 @@
 //! The router server over loopback, driven by raw relay-protocol clients:
 //! handshake and statuses, routing, drops, same-host flows, disconnects and
 //! a receiver that stops reading. No TUN, no root.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -258,6 +258,8 @@ impl Incoming {
 async fn ws_accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S, path: &str) -> io::Result<ws::WsStream<S>> {
     use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
     let expected = path.to_owned();
+    // The callback's signature is tungstenite's; its error type is not ours to shrink.
+    #[allow(clippy::result_large_err)]
     let check = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         if request.uri().path() == expected {
             Ok(response)

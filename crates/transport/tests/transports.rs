@@ -1,6 +1,7 @@
 //! Every listener/dialer pair over loopback: tcp, tls (verified, unverified,
 //! mutual), ws and wss; and the refusals (wrong CA, missing client
 //! certificate, wrong WebSocket path).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;

@@ -4,7 +4,9 @@
 //! Every namespace has a unique name and is deleted when its guard drops,
 //! also when a test fails. Traffic only ever goes to addresses inside the
 //! namespaces a test created.
-#![allow(dead_code, unreachable_pub)]
+// A blocking harness (no tokio), so std::time::Instant is right here; and a
+// helper that cannot do its job should panic the test.
+#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used, clippy::disallowed_types)]
 
 use std::fs::File;
 use std::io::{Read, Write};
