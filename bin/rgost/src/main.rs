@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use rgost_client::Client;
 use rgost_config::{Loaded, ServiceKind};
-use rgost_server::{Server, Settings};
+use rgost_server::Server;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -70,7 +70,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let listener = rgost_server::bind(router).with_context(|| format!("service {}", service.name))?;
                 let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
                 tracing::info!(service = %service.name, %addr, "router service listening");
-                routers.push((Server::new(Settings::from_config(&service.name, router, &config)), listener));
+                let settings = rgost_server::build::settings(&service.name, router, &config, &shutdown)
+                    .await
+                    .with_context(|| format!("service {}", service.name))?;
+                routers.push((Server::new(settings), listener));
             }
             ServiceKind::Tun(tun) => {
                 let client = Client::start(tun.clone())

@@ -23,11 +23,12 @@ pub trait AuthResolver: Send + Sync + Debug + 'static {
     ) -> Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 }
 
-/// A service's authenticator.
-#[derive(Debug)]
+/// A service's authenticator. Clones share the user table, so a reloader
+/// holds a clone and replaces it for everyone.
+#[derive(Debug, Clone)]
 pub enum Auther {
     /// User name -> password (inline `auth`/`auths` and data sources), replaced as a whole on reload.
-    Users(ArcSwap<HashMap<String, String>>),
+    Users(Arc<ArcSwap<HashMap<String, String>>>),
     /// A plugin.
     Plugin(Arc<dyn AuthResolver>),
 }
@@ -35,7 +36,7 @@ pub enum Auther {
 impl Auther {
     /// A user table that can be reloaded.
     pub fn users(users: HashMap<String, String>) -> Auther {
-        Auther::Users(ArcSwap::from_pointee(users))
+        Auther::Users(Arc::new(ArcSwap::from_pointee(users)))
     }
 
     /// Replaces the user table (a reload); no effect on a plugin.

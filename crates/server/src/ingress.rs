@@ -15,11 +15,12 @@ pub trait IngressResolver: Send + Sync + Debug + 'static {
     fn resolve(&self, host: &str, service: &str) -> Pin<Box<dyn Future<Output = Option<[u8; 16]>> + Send>>;
 }
 
-/// Where a service's ingress rules come from.
-#[derive(Debug)]
+/// Where a service's ingress rules come from. Clones share the rules, so a
+/// reloader holds a clone and replaces them for everyone.
+#[derive(Debug, Clone)]
 pub enum IngressSource {
     /// Rules (inline and data sources), replaced as a whole on reload.
-    Rules(ArcSwap<Ingress>),
+    Rules(Arc<ArcSwap<Ingress>>),
     /// A plugin.
     Plugin(Arc<dyn IngressResolver>),
 }
@@ -27,7 +28,7 @@ pub enum IngressSource {
 impl IngressSource {
     /// Rules that can be reloaded.
     pub fn rules(ingress: Ingress) -> IngressSource {
-        IngressSource::Rules(ArcSwap::from_pointee(ingress))
+        IngressSource::Rules(Arc::new(ArcSwap::from_pointee(ingress)))
     }
 
     /// The endpoint for `host`, if a rule matches.

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod build;
 pub mod conn;
 pub mod forward;
 pub mod handshake;

@@ -1,0 +1,322 @@
+//! Building a router service's [`Settings`] from the config: inline entries
+//! first, then data sources (read once at start, then every `reload`
+//! period, each reload swapping whole tables), and HTTP plugins.
+//!
+//! A reload changes what the next packet or handshake sees and nothing
+//! else: established connections stay. A source that fails at start is a
+//! warning (its entries are missing until it works), as in GOST.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rgost_config::{AutherConfig, Config, IngressConfig, RouterConfig, RouterService};
+use rgost_relay::TunnelId;
+use rgost_routing::{Ingress, Route, RouteTable};
+use rgost_sources::{AuthPlugin, Entry, IngressPlugin, PluginError, Reloader, RouterPlugin};
+use tokio_util::sync::CancellationToken;
+
+use crate::Settings;
+use crate::auth::{AuthResolver, Auther};
+use crate::ingress::{IngressResolver, IngressSource};
+use crate::router::{RouteResolver, Router};
+
+/// How long plugin route answers are reused when `router.cache` is off: the
+/// packet path never waits on HTTP, so rgost always caches, briefly.
+const DEFAULT_PLUGIN_TTL: Duration = Duration::from_secs(1);
+
+/// Why a service's settings could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A plugin's configuration is unusable (bad URL, TLS files).
+    #[error("{what} {name}: plugin: {source}")]
+    Plugin {
+        /// "router", "ingress" or "auther".
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// What failed.
+        #[source]
+        source: PluginError,
+    },
+}
+
+/// The settings of router service `name`, with data sources loaded and
+/// their reloaders running until `shutdown`.
+pub async fn settings(
+    name: &str,
+    service: &RouterService,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Result<Settings, BuildError> {
+    let mut settings = Settings::from_config(name, service, config);
+    let ttl = if service.route_cache_ttl.is_zero() { DEFAULT_PLUGIN_TTL } else { service.route_cache_ttl };
+    for router in &config.routers {
+        if let Some(built) = build_router(router, ttl, shutdown).await? {
+            settings.routers.insert(router.name.clone(), built);
+        }
+    }
+    if let Some(ingress) = service.ingress.as_ref().and_then(|n| config.ingresses.iter().find(|i| &i.name == n))
+        && let Some(built) = build_ingress(ingress, shutdown).await?
+    {
+        settings.ingress = Some(built);
+    }
+    // The handler's own `auth` wins over `auther` (from_config already chose it).
+    if service.auth.is_none()
+        && let Some(auther) = service.auther.as_ref().and_then(|n| config.authers.iter().find(|a| &a.name == n))
+        && let Some(built) = build_auther(auther, shutdown).await?
+    {
+        settings.auther = Some(built);
+    }
+    Ok(settings)
+}
+
+async fn build_router(
+    config: &RouterConfig,
+    ttl: Duration,
+    shutdown: &CancellationToken,
+) -> Result<Option<Arc<Router>>, BuildError> {
+    if let Some(plugin) = &config.plugin {
+        let plugin = RouterPlugin::new(plugin).map_err(|source| BuildError::Plugin {
+            what: "router",
+            name: config.name.clone(),
+            source,
+        })?;
+        let resolver = HttpRoutes { router: config.name.clone(), plugin, failing: Default::default() };
+        return Ok(Some(Arc::new(Router::Plugin { resolver: Arc::new(resolver), ttl })));
+    }
+    if config.sources.is_empty() {
+        return Ok(None);
+    }
+    let inline = config.routes.iter().map(|r| (r.dst.to_string(), r.gateway.to_string())).collect();
+    let label = format!("router {}", config.name);
+    let (initial, reloader) = load(&label, config.sources.clone(), inline).await;
+    let router = Arc::new(Router::table(route_table(&label, &initial)));
+    let target = Arc::clone(&router);
+    reloader.spawn(move |entries| target.replace(route_table(&label, &entries)), shutdown.clone());
+    Ok(Some(router))
+}
+
+async fn build_ingress(
+    config: &IngressConfig,
+    shutdown: &CancellationToken,
+) -> Result<Option<IngressSource>, BuildError> {
+    if let Some(plugin) = &config.plugin {
+        let plugin = IngressPlugin::new(plugin).map_err(|source| BuildError::Plugin {
+            what: "ingress",
+            name: config.name.clone(),
+            source,
+        })?;
+        let resolver = HttpIngress { ingress: config.name.clone(), plugin, failing: Default::default() };
+        return Ok(Some(IngressSource::Plugin(Arc::new(resolver))));
+    }
+    if config.sources.is_empty() {
+        return Ok(None);
+    }
+    let inline = config.rules.iter().map(|(host, id)| (host.clone(), id.to_string())).collect();
+    let label = format!("ingress {}", config.name);
+    let (initial, reloader) = load(&label, config.sources.clone(), inline).await;
+    let source = IngressSource::rules(ingress_rules(&label, &initial));
+    let target = source.clone();
+    reloader.spawn(move |entries| target.replace(ingress_rules(&label, &entries)), shutdown.clone());
+    Ok(Some(source))
+}
+
+async fn build_auther(config: &AutherConfig, shutdown: &CancellationToken) -> Result<Option<Auther>, BuildError> {
+    if let Some(plugin) = &config.plugin {
+        let plugin = AuthPlugin::new(plugin).map_err(|source| BuildError::Plugin {
+            what: "auther",
+            name: config.name.clone(),
+            source,
+        })?;
+        let resolver = HttpAuth { auther: config.name.clone(), plugin, failing: Default::default() };
+        return Ok(Some(Auther::Plugin(Arc::new(resolver))));
+    }
+    if config.sources.is_empty() {
+        return Ok(None);
+    }
+    let inline =
+        config.auths.iter().map(|u| (u.credentials.username.clone(), u.credentials.password.clone())).collect();
+    let label = format!("auther {}", config.name);
+    let (initial, reloader) = load(&label, config.sources.clone(), inline).await;
+    let auther = Auther::users(users(&initial));
+    let target = auther.clone();
+    reloader.spawn(move |entries| target.replace(users(&entries)), shutdown.clone());
+    Ok(Some(auther))
+}
+
+/// Reads the sources once; start-up failures are warnings.
+async fn load(label: &str, sources: rgost_config::Sources, inline: Vec<Entry>) -> (Vec<Entry>, Reloader) {
+    let mut reloader = Reloader::new(label, sources, inline);
+    let initial = reloader.load_initial().await;
+    for error in &initial.errors {
+        tracing::warn!("{label}: data source failed at start, its entries are missing until it works: {error}");
+    }
+    (initial.entries, reloader)
+}
+
+/// Entries come in priority order; the table keeps the first of duplicates.
+fn route_table(label: &str, entries: &[Entry]) -> RouteTable {
+    RouteTable::new(entries.iter().filter_map(|(dst, gateway)| match Route::parse(dst, gateway) {
+        Ok(route) => Some(route),
+        Err(e) => {
+            tracing::warn!("{label}: skipping route {dst:?} -> {gateway:?}: {e}");
+            None
+        }
+    }))
+}
+
+fn ingress_rules(label: &str, entries: &[Entry]) -> Ingress {
+    Ingress::new(entries.iter().filter_map(|(host, endpoint)| match uuid::Uuid::parse_str(endpoint.trim()) {
+        Ok(id) => Some((host.clone(), *id.as_bytes())),
+        Err(e) => {
+            tracing::warn!("{label}: skipping rule {host:?}: endpoint {endpoint:?} is not a UUID: {e}");
+            None
+        }
+    }))
+}
+
+fn users(entries: &[Entry]) -> HashMap<String, String> {
+    let mut users = HashMap::new();
+    for (user, password) in entries {
+        users.entry(user.clone()).or_insert_with(|| password.clone());
+    }
+    users
+}
+
+/// Logs a plugin failure once per failure streak.
+#[derive(Debug, Default)]
+struct Streak(std::sync::atomic::AtomicBool);
+
+impl Streak {
+    fn failed(&self, what: &dyn fmt::Display, error: &PluginError) {
+        if !self.0.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!("{what}: plugin failed, answering \"none\" until it works: {error}");
+        }
+    }
+
+    fn worked(&self, what: &dyn fmt::Display) {
+        if self.0.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!("{what}: plugin works again");
+        }
+    }
+}
+
+/// A router plugin as a [`RouteResolver`].
+struct HttpRoutes {
+    router: String,
+    plugin: RouterPlugin,
+    failing: Arc<Streak>,
+}
+
+impl fmt::Debug for HttpRoutes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRoutes").field("router", &self.router).finish_non_exhaustive()
+    }
+}
+
+impl RouteResolver for HttpRoutes {
+    fn resolve(&self, dst: IpAddr, router_id: TunnelId) -> Pin<Box<dyn Future<Output = Option<Arc<str>>> + Send>> {
+        let plugin = self.plugin.clone();
+        let failing = Arc::clone(&self.failing);
+        let what = format!("router {}", self.router);
+        Box::pin(async move {
+            match plugin.lookup(dst, &router_id.to_string()).await {
+                Ok(answer) => {
+                    failing.worked(&what);
+                    answer.map(|(_, gateway)| Arc::from(gateway))
+                }
+                Err(e) => {
+                    failing.failed(&what, &e);
+                    None
+                }
+            }
+        })
+    }
+}
+
+/// An ingress plugin as an [`IngressResolver`].
+struct HttpIngress {
+    ingress: String,
+    plugin: IngressPlugin,
+    failing: Arc<Streak>,
+}
+
+impl fmt::Debug for HttpIngress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpIngress").field("ingress", &self.ingress).finish_non_exhaustive()
+    }
+}
+
+impl IngressResolver for HttpIngress {
+    fn resolve(&self, host: &str, service: &str) -> Pin<Box<dyn Future<Output = Option<[u8; 16]>> + Send>> {
+        let plugin = self.plugin.clone();
+        let failing = Arc::clone(&self.failing);
+        let what = format!("ingress {}", self.ingress);
+        let (host, service) = (host.to_owned(), service.to_owned());
+        Box::pin(async move {
+            match plugin.lookup(&host, &service).await {
+                Ok(answer) => {
+                    failing.worked(&what);
+                    let endpoint = answer?;
+                    match uuid::Uuid::parse_str(endpoint.trim()) {
+                        Ok(id) => Some(*id.as_bytes()),
+                        Err(_) => {
+                            tracing::warn!(host = %host, "{what}: plugin endpoint {endpoint:?} is not a UUID");
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    failing.failed(&what, &e);
+                    None
+                }
+            }
+        })
+    }
+}
+
+/// An auther plugin as an [`AuthResolver`].
+struct HttpAuth {
+    auther: String,
+    plugin: AuthPlugin,
+    failing: Arc<Streak>,
+}
+
+impl fmt::Debug for HttpAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpAuth").field("auther", &self.auther).finish_non_exhaustive()
+    }
+}
+
+impl AuthResolver for HttpAuth {
+    fn authenticate(
+        &self,
+        service: &str,
+        username: &str,
+        password: &str,
+        client: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> {
+        let plugin = self.plugin.clone();
+        let failing = Arc::clone(&self.failing);
+        let what = format!("auther {}", self.auther);
+        let (service, username, password) = (service.to_owned(), username.to_owned(), password.to_owned());
+        Box::pin(async move {
+            match plugin.authenticate(&service, &username, &password, &client.to_string()).await {
+                Ok(answer) => {
+                    failing.worked(&what);
+                    answer
+                }
+                Err(e) => {
+                    failing.failed(&what, &e);
+                    None
+                }
+            }
+        })
+    }
+}
