@@ -353,6 +353,61 @@ ingresses:
     stop.cancel();
 }
 
+#[tokio::test]
+async fn auther_from_a_file_source_and_from_an_http_plugin() {
+    let dir = std::env::temp_dir().join(format!("rgost-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "# user password\nalice s3cret\nbob\thunter2\n").unwrap();
+    let http = Http::start(Duration::ZERO, |_| (200, r#"{"ok": true, "id": "carol-id"}"#.to_owned())).await;
+    let yaml = format!(
+        "services:
+- name: by-file
+  addr: 127.0.0.1:0
+  handler:
+    type: router
+    auther: file-users
+  listener:
+    type: tcp
+authers:
+- name: file-users
+  auths:
+  - {{username: alice, password: inline-loses}}
+  file:
+    path: {}
+- name: by-plugin
+  plugin:
+    addr: http://{}/auth
+",
+        users.display(),
+        http.addr
+    );
+    let stop = CancellationToken::new();
+    let server = start(settings_from(&yaml, &stop).await);
+    for (auth, expected) in [
+        (Some(("alice", "s3cret")), Status::Ok),
+        (Some(("bob", "hunter2")), Status::Ok),
+        (Some(("alice", "inline-loses")), Status::Unauthorized),
+        (Some(("alice", "wrong")), Status::Unauthorized),
+        (None, Status::Unauthorized),
+    ] {
+        let (_c, r) = Client::connect_as(server.addr, auth, "host-1", None).await;
+        assert_eq!(r.status, expected, "{auth:?}");
+    }
+
+    // The same through the plugin: the JSON body it gets, and its verdicts.
+    let yaml = yaml.replace("auther: file-users", "auther: by-plugin");
+    let server = start(settings_from(&yaml, &stop).await);
+    let (_c, r) = Client::connect_as(server.addr, Some(("carol", "pw")), "host-1", None).await;
+    assert_eq!(r.status, Status::Ok);
+    assert!(http.requests().iter().any(|t| t == "/auth"), "{:?}", http.requests());
+    drop(http);
+    let (_c, r) = Client::connect_as(server.addr, Some(("carol", "pw")), "host-1", None).await;
+    assert_eq!(r.status, Status::Unauthorized, "a plugin that is down must refuse");
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A redis-server on a free loopback port, stopped on drop.
 struct Redis {
     port: u16,

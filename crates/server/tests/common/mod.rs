@@ -83,9 +83,13 @@ pub struct Client {
 }
 
 pub fn associate(host: &str, router_id: Option<[u8; 16]>) -> Vec<u8> {
+    associate_as(None, host, router_id)
+}
+
+pub fn associate_as(auth: Option<(&str, &str)>, host: &str, router_id: Option<[u8; 16]>) -> Vec<u8> {
     let mut out = Vec::new();
     Request::associate(
-        None,
+        auth.map(|(u, p)| (u.as_bytes(), p.as_bytes())),
         Addr { host: rgost_relay::Host::Ipv4(Ipv4Addr::new(10, 0, 0, 2)), port: 0 },
         host.as_bytes(),
         router_id.map(TunnelId::from_uuid),
@@ -113,8 +117,17 @@ pub async fn read_response(stream: &mut TcpStream, buf: &mut BytesMut) -> Option
 
 impl Client {
     pub async fn connect(addr: SocketAddr, host: &str, router_id: Option<[u8; 16]>) -> (Client, Response) {
+        Client::connect_as(addr, None, host, router_id).await
+    }
+
+    pub async fn connect_as(
+        addr: SocketAddr,
+        auth: Option<(&str, &str)>,
+        host: &str,
+        router_id: Option<[u8; 16]>,
+    ) -> (Client, Response) {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream.write_all(&associate(host, router_id)).await.expect("send request");
+        stream.write_all(&associate_as(auth, host, router_id)).await.expect("send request");
         let mut buf = BytesMut::new();
         let response = read_response(&mut stream, &mut buf).await.expect("response");
         (Client { stream, buf }, response)
