@@ -247,7 +247,9 @@ impl Server {
 /// Ends (and cancels `done`) when the socket fails.
 async fn write_queue(mut writer: WriteHalf, mut rx: mpsc::Receiver<Bytes>, done: CancellationToken) {
     let mut out = FrameWriter::default();
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Allocated by the first receive, not up front: an idle connection
+    // should cost as little as possible (issue 5: <= 16 KiB each).
+    let mut batch = Vec::new();
     loop {
         let n = tokio::select! {
             n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
@@ -264,6 +266,9 @@ async fn write_queue(mut writer: WriteHalf, mut rx: mpsc::Receiver<Bytes>, done:
         }
         if rx.is_empty() {
             out.shrink();
+            if batch.capacity() > WRITE_BATCH / 4 {
+                batch.shrink_to(WRITE_BATCH / 8);
+            }
         }
     }
     done.cancel();
