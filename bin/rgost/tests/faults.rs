@@ -83,6 +83,21 @@ fn clients_come_back_after_server_restarts() {
         eprintln!("round {round}: both clients back {:?} after the server restarted", listening.elapsed());
         assert!(w.c1.running() && w.c2.running());
     }
+    // A long outage: without care the backoff would have grown to 5-10 s by
+    // now. While nothing listens, retries stay within 1.5 s, so the clients
+    // are back within 2 s of the server listening (the slack covers ping
+    // probing and a busy machine; the time is printed).
+    assert!(w.server.terminate().expect("server status").success());
+    std::thread::sleep(Duration::from_secs(12));
+    w.server = Rgost::start(&w.server_ns, &w.dir, "server", &["-C", yaml.to_str().expect("path")]);
+    let listening = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || w.h1.ping("192.168.123.2", 1) && w.h2.ping("192.168.123.1", 1)),
+        "clients did not come back after a long outage"
+    );
+    let back = listening.elapsed();
+    eprintln!("after a 12 s outage: both clients back {back:?} after the server restarted");
+    assert!(back < Duration::from_secs(4), "clients took {back:?} to come back after a long outage");
 }
 
 #[test]

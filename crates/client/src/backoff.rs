@@ -6,6 +6,10 @@ use std::time::Duration;
 pub const FIRST: Duration = Duration::from_millis(500);
 /// Ceiling of any delay.
 pub const CAP: Duration = Duration::from_secs(10);
+/// Ceiling while the server actively refuses connections (it is restarting:
+/// nothing listens yet). Probing costs it one RST, and a client must be back
+/// within 2 s of the server listening again.
+pub const SERVER_DOWN_CAP: Duration = Duration::from_millis(1500);
 /// A session that lasted this long resets the backoff.
 pub const HEALTHY_SESSION: Duration = Duration::from_secs(5);
 
@@ -20,7 +24,12 @@ pub struct Backoff {
 impl Backoff {
     /// The next delay; each call doubles the ceiling up to [`CAP`].
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.ceiling();
+        self.next_delay_capped(CAP)
+    }
+
+    /// The next delay with its ceiling lowered to `cap` (still jittered).
+    pub fn next_delay_capped(&mut self, cap: Duration) -> Duration {
+        let ceiling = self.ceiling().min(cap);
         self.attempt = self.attempt.saturating_add(1);
         let half = ceiling / 2;
         half + half.mul_f64(fastrand::f64())

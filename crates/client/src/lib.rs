@@ -158,6 +158,7 @@ async fn connect_loop(
     let src = source_addr(service);
     let nodes = &service.chain.nodes;
     let mut next_node = 0;
+    let mut server_refused = false;
     loop {
         let index = next_node % nodes.len().max(1);
         let (Some(node), Some(dialer)) = (nodes.get(index), dialers.get(index)) else {
@@ -192,15 +193,32 @@ async fn connect_loop(
             Err(e) => {
                 tracing::warn!(host = %service.host, remote = %node.addr, error = %e, "cannot connect to router server");
                 next_node += 1;
+                if server_down(&e) {
+                    server_refused = true;
+                }
             }
         }
-        let delay = backoff.next_delay();
+        let delay = if std::mem::take(&mut server_refused) {
+            backoff.next_delay_capped(backoff::SERVER_DOWN_CAP)
+        } else {
+            backoff.next_delay()
+        };
         tracing::debug!(?delay, "reconnecting after delay");
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// Whether nothing listens at the server's address (it is restarting): then
+/// retries stay frequent, while other failures back off further.
+fn server_down(error: &handshake::ConnectError) -> bool {
+    matches!(
+        error,
+        handshake::ConnectError::Dial(rgost_transport::DialError::Connect { source, .. })
+            if source.kind() == std::io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// The ASSOCIATE source: the device's first address with port 0, as GOST sends.
