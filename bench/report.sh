@@ -1,0 +1,200 @@
+# Report generation for bench/run.sh (sourced, not run): turns the raw results
+# ($RESULTS: path rep metric value; $LGRESULTS: scenario key value) into the
+# Markdown of BENCHMARKS.md, with the ratios and the issue's targets.
+# shellcheck shell=bash
+
+# Median over the repetitions of one path's metric ("NA" when absent).
+med() { awk -F'\t' -v p="$1" -v m="$2" '$1==p && $3==m && $4!="NA" && $4!="null" {print $4}' "$RESULTS" | stats | cut -d' ' -f1; }
+# All repetitions' values of one path's metric, comma-separated.
+reps_of() { awk -F'\t' -v p="$1" -v m="$2" '$1==p && $3==m {v=$4; if (v ~ /^[0-9.eE+-]+$/) v=sprintf("%.3f", v); printf "%s%s", (n++ ? ", " : ""), v}' "$RESULTS"; }
+# A loadgen value.
+lg() { awk -F'\t' -v s="$1" -v k="$2" '$1==s && $2==k {print $3; exit}' "$LGRESULTS"; }
+# Number formatting; NA passes through.
+fmt() { awk -v v="$1" -v f="${2:-%.2f}" 'BEGIN{if (v=="" || v=="NA") print "NA"; else printf f, v}'; }
+# a / b, NA-safe.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if (a=="" || b=="" || a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.3f", a/b}'; }
+# a - b, NA-safe.
+diff_of() { awk -v a="$1" -v b="$2" 'BEGIN{if (a=="" || b=="" || a=="NA" || b=="NA") print "NA"; else printf "%.3f", a-b}'; }
+# "yes"/"NO" for a comparison "a OP b" (OP: le or ge), "n/a" when unknown.
+check() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN{if (a=="" || a=="NA") {print "n/a"; exit} ok = (op=="le") ? (a+0 <= b+0) : (a+0 >= b+0); print ok ? "yes" : "**NO**"}'; }
+
+# The best OpenVPN variant for a metric: "value variant". $2: max or min.
+best_ovpn() {
+    local metric=$1 want=$2 p v best="NA" which="-"
+    for p in "${PATH_LIST[@]}"; do
+        [[ "$p" == ovpn-* ]] || continue
+        v=$(med "$p" "$metric")
+        [ "$v" = NA ] && continue
+        if [ "$best" = NA ] || awk -v v="$v" -v b="$best" -v w="$want" 'BEGIN{exit !((w=="max") ? v>b : v<b)}'; then
+            best=$v which=$p
+        fi
+    done
+    echo "$best $which"
+}
+
+tunnel_section() {
+    local p
+    echo "## 1. Tunnel benchmark: h1 -> h2 through the middle namespace"
+    echo
+    echo "Medians over $REPS interleaved repetition(s) of ${SECS}-second iperf3 tests. RTT idle: ping before any load"
+    echo "on the path (200 pings, 10 ms apart); RTT under load: ping while one iperf3 TCP stream runs."
+    echo "CPU s/GB: user+system CPU seconds of the tunnel processes during the one-stream TCP test, per GB delivered"
+    echo "(server = OpenVPN server or rgost router server; all = server and both clients)."
+    echo
+    echo "| path | TCP 1 stream (Gb/s) | TCP 4 streams (Gb/s) | UDP 64 B (kpackets/s delivered) | RTT idle median / avg (ms) | RTT under load median / avg (ms) | server CPU (s/GB) | all tunnel CPU (s/GB) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    for p in "${PATH_LIST[@]}"; do
+        echo "| $p | $(fmt "$(med "$p" tcp1_gbps)" %.3f) | $(fmt "$(med "$p" tcp4_gbps)" %.3f) | $(fmt "$(med "$p" udp64_pps)" %.0f | awk '{print ($1=="NA") ? $1 : sprintf("%.1f", $1/1000)}') | $(fmt "$(med "$p" rtt_idle_med)" %.3f) / $(fmt "$(med "$p" rtt_idle_avg)" %.3f) | $(fmt "$(med "$p" rtt_load_med)" %.2f) / $(fmt "$(med "$p" rtt_load_avg)" %.2f) | $(fmt "$(med "$p" srv_cpu_s_per_gb)" %.2f) | $(fmt "$(med "$p" all_cpu_s_per_gb)" %.2f) |"
+    done
+    echo
+    echo "### Ratios"
+    echo
+    echo "OpenVPN = its best variant for each metric (highest throughput, lowest RTT and CPU), named in brackets."
+    echo
+    echo "| metric | rgost | OpenVPN best | bare | rgost / OpenVPN | rgost / bare |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    local metric label want r o ob b
+    for spec in "tcp1_gbps:TCP 1 stream (Gb/s):max" "tcp4_gbps:TCP 4 streams (Gb/s):max" "udp64_pps:UDP 64 B (packets/s):max" \
+        "rtt_idle_med:RTT idle, median (ms):min" "rtt_idle_avg:RTT idle, average (ms):min" \
+        "rtt_load_med:RTT under load, median (ms):min" "rtt_load_avg:RTT under load, average (ms):min" \
+        "srv_cpu_s_per_gb:server CPU (s/GB):min" "all_cpu_s_per_gb:all tunnel CPU (s/GB):min"; do
+        IFS=: read -r metric label want <<<"$spec"
+        r=$(med rgost "$metric"); read -r o ob <<<"$(best_ovpn "$metric" "$want")"; b=$(med bare "$metric")
+        echo "| $label | $(fmt "$r" %.3f) | $(fmt "$o" %.3f) ($ob) | $(fmt "$b" %.3f) | $(fmt "$(ratio "$r" "$o")" %.3f) | $(fmt "$(ratio "$r" "$b")" %.3f) |"
+    done
+    echo
+    echo "### Every repetition"
+    echo
+    echo "| path | metric | values (rep 1, 2, ...) |"
+    echo "|---|---|---|"
+    for p in "${PATH_LIST[@]}"; do
+        for metric in tcp1_gbps tcp4_gbps udp64_pps udp64_loss_pct rtt_idle_med rtt_idle_avg rtt_load_med rtt_load_avg load_gbps srv_cpu_s_per_gb all_cpu_s_per_gb; do
+            local vals; vals=$(reps_of "$p" "$metric")
+            [ -n "$vals" ] && echo "| $p | $metric | $vals |"
+        done
+    done
+    echo
+}
+
+loadgen_section() {
+    local s
+    echo "## 2. Loopback load generator (no TUN)"
+    echo
+    echo "\`rgost-loadgen\` (crates/loadgen) against an rgost router server on the loopback of its own namespace."
+    echo "Clients pair up (h0 <-> h1, ...) and send framed IPv4/UDP packets to each other as fast as TCP allows for a"
+    echo "bounded time; packets/s and Gb/s count IP packets delivered to the receivers (frame headers excluded)."
+    echo "flow-* and stall-*: closed loop, each sender keeps at most 256 packets to its peer in flight (the server's"
+    echo "default per-connection queue), i.e. the server's capacity without overload. open-*: open loop, senders write"
+    echo "as fast as TCP allows, i.e. behaviour under overload (most packets dropped by the server)."
+    echo "\"delivered %\" is delivered / written by the senders (the rest the server dropped, e.g. on full queues)."
+    echo "Server CPU from /proc/PID/stat; loadgen and server share the machine's CPUs."
+    echo
+    echo "| scenario | clients | UDP payload (B) | window | packets/s | Gb/s | delivered % | server CPU (s) | server CPU (s/GB) | loadgen CPU (s) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for s in $(cut -f1 "$LGRESULTS" | awk '!seen[$0]++'); do
+        [ "$(lg "$s" mode)" = flow ] || continue
+        echo "| $s | $(lg "$s" clients) | $(lg "$s" payload) | $(lg "$s" window) | $(lg "$s" pps) | $(lg "$s" gbps) | $(lg "$s" delivered_pct) | $(lg "$s" server_cpu_s) | $(lg "$s" server_cpu_s_per_gb) | $(lg "$s" loadgen_cpu_s) |"
+    done
+    echo
+    if [ -n "$(lg idle mode)" ]; then
+        echo "Idle connections: $(lg idle conns) connections (handshake done, then silent) took the server's RSS from"
+        echo "$(lg idle rss_before_kib) KiB to $(lg idle rss_after_kib) KiB: **$(lg idle per_conn_bytes) bytes per connection**."
+        echo
+    fi
+    if [ -n "$(lg stall-stalled mode)" ]; then
+        echo "Stalled receiver: $(lg stall-none clients) clients in pairs; then one extra client that every sender also"
+        echo "addresses (every 8th packet) and that reads (\`reading\`) or registers and never reads (\`stalled\`)."
+        echo "Throughput of the pairs: none $(lg stall-none gbps) Gb/s, extra reading $(lg stall-reading gbps) Gb/s,"
+        echo "extra stalled $(lg stall-stalled gbps) Gb/s (stalled / reading = $(ratio "$(lg stall-stalled gbps)" "$(lg stall-reading gbps)"))."
+        echo
+    fi
+}
+
+targets_section() {
+    local r o ob b d ratio_o ratio_b
+    echo "## Targets (issue 5)"
+    echo
+    echo "| target | measured | met |"
+    echo "|---|---|---|"
+    if [ "$DO_TUNNEL" = 1 ]; then
+        r=$(med rgost tcp1_gbps); read -r o ob <<<"$(best_ovpn tcp1_gbps max)"; b=$(med bare tcp1_gbps)
+        ratio_o=$(ratio "$r" "$o"); ratio_b=$(ratio "$r" "$b")
+        echo "| one TCP stream >= 10x OpenVPN-TCP's best | rgost $(fmt "$r" %.3f) Gb/s vs $ob $(fmt "$o" %.3f) Gb/s = $(fmt "$ratio_o" %.2f)x | $(check "$ratio_o" ge 10) |"
+        echo "| one TCP stream >= 25% of bare | bare $(fmt "$b" %.3f) Gb/s: rgost = $(awk -v x="$ratio_b" 'BEGIN{print (x=="NA") ? x : sprintf("%.1f%%", 100*x)}') | $(check "$ratio_b" ge 0.25) |"
+        r=$(med rgost udp64_pps); read -r o ob <<<"$(best_ovpn udp64_pps max)"; ratio_o=$(ratio "$r" "$o")
+        echo "| 64-byte packets/s >= 3x OpenVPN-TCP | rgost $(fmt "$r" %.0f) vs $ob $(fmt "$o" %.0f) = $(fmt "$ratio_o" %.2f)x | $(check "$ratio_o" ge 3) |"
+        r=$(med rgost rtt_idle_med); b=$(med bare rtt_idle_med); d=$(diff_of "$r" "$b")
+        echo "| idle RTT <= bare + 0.15 ms (median) | rgost $(fmt "$r" %.3f) ms, bare $(fmt "$b" %.3f) ms: +$(fmt "$d" %.3f) ms (average: +$(fmt "$(diff_of "$(med rgost rtt_idle_avg)" "$(med bare rtt_idle_avg)")" %.3f) ms) | $(check "$d" le 0.15) |"
+        r=$(med rgost rtt_load_med)
+        echo "| RTT under a saturating TCP stream <= 2 ms (median) | rgost median $(fmt "$r" %.2f) ms, average $(fmt "$(med rgost rtt_load_avg)" %.2f) ms | $(check "$r" le 2) |"
+        r=$(med rgost srv_cpu_s_per_gb); read -r o ob <<<"$(best_ovpn srv_cpu_s_per_gb min)"; ratio_o=$(ratio "$r" "$o")
+        echo "| server CPU <= 1/5 of OpenVPN's per GB | rgost server $(fmt "$r" %.2f) s/GB vs $ob server $(fmt "$o" %.2f) s/GB = $(fmt "$ratio_o" %.3f) | $(check "$ratio_o" le 0.2) |"
+    fi
+    if [ "$DO_LOADGEN" = 1 ]; then
+        r=$(lg idle per_conn_bytes)
+        echo "| server RSS per idle connection <= 16 KiB at 10,000 | $(fmt "$r" %.0f) bytes at $(lg idle conns) connections | $(check "$r" le 16384) |"
+        r=$(ratio "$(lg stall-stalled gbps)" "$(lg stall-reading gbps)")
+        echo "| a stalled receiver costs the other flows <= 5% | stalled / reading = $(fmt "$r" %.3f) (pairs only, no extra: $(lg stall-none gbps) Gb/s) | $(check "$r" ge 0.95) |"
+    fi
+    if [ "$DO_LOOKUP" = 1 ] && [ -n "${LOOKUP_MEDIANS:-}" ]; then
+        echo "| route lookup <= 200 ns median at 1M routes | $LOOKUP_MEDIANS | $LOOKUP_MET |"
+    fi
+    echo
+}
+
+lookup_section() {
+    echo "## 3. Route lookup micro-benchmark"
+    echo
+    echo "\`cargo bench -p rgost-routing --bench lookup -- --noplot\` (criterion; random prefixes of length 8-32 / 16-128,"
+    echo "random probe addresses). Medians from criterion's estimates."
+    echo
+    echo "$LOOKUP_TABLE"
+    echo
+}
+
+# Fills LOOKUP_MEDIANS / LOOKUP_MET from the criterion table.
+lookup_targets() {
+    local v4 v6
+    v4=$(awk -F'|' '$2 ~ /ipv4\/1000000 / {gsub(/ /,"",$3); print $3}' <<<"$LOOKUP_TABLE")
+    v6=$(awk -F'|' '$2 ~ /ipv6\/1000000 / {gsub(/ /,"",$3); print $3}' <<<"$LOOKUP_TABLE")
+    [ -n "$v4$v6" ] || return 0
+    LOOKUP_MEDIANS="IPv4 ${v4:-NA} ns, IPv6 ${v6:-NA} ns (10 routes: IPv4 $(awk -F'|' '$2 ~ /ipv4\/10 / {gsub(/ /,"",$3); print $3}' <<<"$LOOKUP_TABLE") ns, IPv6 $(awk -F'|' '$2 ~ /ipv6\/10 / {gsub(/ /,"",$3); print $3}' <<<"$LOOKUP_TABLE") ns)"
+    if [ "$(check "${v4:-NA}" le 200)" = yes ] && [ "$(check "${v6:-NA}" le 200)" = yes ]; then LOOKUP_MET=yes; else LOOKUP_MET="**NO**"; fi
+}
+
+write_report() {
+    lookup_targets
+    echo "# rgost benchmarks"
+    echo
+    if [ "$SMOKE" = 1 ]; then echo "**Smoke run** (checks that everything works; the numbers mean nothing)."; echo; fi
+    echo "- date: $DATE"
+    echo "- command: \`$CMDLINE\` (as root)"
+    echo "- machine: $NPROC CPUs ($CPU_MODEL), $MEM RAM, Linux $KERNEL"
+    echo "- software: rgost $GIT_REV (release build), $OVPN_VERSION, $IPERF_VERSION"
+    echo "- busyness before the run: $BUSY_BEFORE; busiest processes: $TOP_BEFORE"
+    for b in "${BUSY_REPS[@]}"; do echo "- busyness before $b"; done
+    [ -n "${BUSY_RUN:-}" ] && echo "- $BUSY_RUN"
+    echo
+    echo "Paths: bare = kernel forwarding; ovpn-* = OpenVPN in TCP mode with \`--client-to-client --disable-dco\`"
+    echo "(default = AES-256-GCM, nodelay = \`--tcp-nodelay\`, none = \`--data-ciphers none --cipher none --auth none --reneg-bytes 0\`);"
+    echo "rgost = router server in the middle namespace over plain TCP, TUN clients in h1 and h2. Each tool with its"
+    echo "default MTU (OpenVPN 1500, rgost 1420)."
+    echo
+    if [ ${#FAILURES[@]} -gt 0 ]; then
+        echo "**Failures in this run:**"
+        echo
+        printf -- '- %s\n' "${FAILURES[@]}"
+        echo
+    fi
+    if [ ${#RETRIES[@]} -gt 0 ]; then
+        echo "Retried measurements (a failed iperf3 test is run once more):"
+        echo
+        printf -- '- %s\n' "${RETRIES[@]}"
+        echo
+    fi
+    targets_section
+    [ "$DO_TUNNEL" = 1 ] && tunnel_section
+    [ "$DO_LOADGEN" = 1 ] && loadgen_section
+    [ "$DO_LOOKUP" = 1 ] && lookup_section
+    return 0
+}
