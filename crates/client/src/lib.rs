@@ -5,6 +5,11 @@
 //! router server, reconnecting with [`backoff`], and pumps packets between
 //! the device and the connection ([`session`]); the connection's handshake
 //! is in [`handshake`]. On shutdown the device and its routes are removed.
+//!
+//! The device uses TUN segmentation offload when the kernel allows it
+//! (`RGOST_TUN_OFFLOAD=0` turns it off): reads are split and writes
+//! coalesced inside [`rgost_tun`], so frames on the wire stay ordinary
+//! MTU-sized IP packets either way.
 #![forbid(unsafe_code)]
 
 pub mod backoff;
@@ -17,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use rgost_config::TunService;
 use rgost_relay::{Addr, Host};
 use rgost_transport::{ClientTls, Dialer, DialerSpec};
-use rgost_tun::{Tun, TunConfig, TunError, TunRoute};
+use rgost_tun::{RecvBatch, Tun, TunConfig, TunError, TunRoute};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +31,20 @@ use crate::backoff::Backoff;
 
 /// Packets read from the TUN device waiting for the connection.
 const TUN_QUEUE: usize = 256;
+
+/// Whether TUN segmentation offload is used unless `RGOST_TUN_OFFLOAD` says otherwise.
+const OFFLOAD_DEFAULT: bool = true;
+
+/// TUN segmentation offload (GSO/GRO, see [`rgost_tun`]): on by default,
+/// `RGOST_TUN_OFFLOAD=0` turns it off, `=1` on. Frames on the wire are the
+/// same either way (ordinary MTU-sized packets).
+fn offload_wanted() -> bool {
+    match std::env::var("RGOST_TUN_OFFLOAD").as_deref() {
+        Ok("0" | "false" | "off" | "no") => false,
+        Ok("1" | "true" | "on" | "yes") => true,
+        _ => OFFLOAD_DEFAULT,
+    }
+}
 
 /// Why a client stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +122,7 @@ impl Client {
             addrs: service.tun.addrs.clone(),
             mtu: service.tun.mtu,
             routes: service.tun.routes.iter().map(|r| TunRoute { dst: r.dst, gateway: r.gateway }).collect(),
+            offload: offload_wanted(),
         };
         let tun = Tun::create(&config).await?;
         tracing::info!(
@@ -234,33 +254,40 @@ fn source_addr(service: &TunService) -> Addr {
 /// Reads packets from the device into the queue; when the queue is full (no
 /// connection, or it is slower than the device) packets are dropped.
 async fn read_tun(tun: Arc<Tun>, tx: mpsc::Sender<Bytes>, stop: CancellationToken) -> std::io::Result<()> {
-    let mut scratch = vec![0u8; 65536];
+    let mut batch = RecvBatch::new(tun.mtu());
     let mut chunk = BytesMut::new();
     let mut dropped: u64 = 0;
     loop {
-        let n = tokio::select! {
+        let read = tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            r = tun.recv(&mut scratch) => r?,
+            r = tun.recv_batch(&mut batch) => r,
         };
-        let Some(packet) = scratch.get(..n) else {
-            continue;
-        };
-        if packet.is_empty() {
-            continue;
-        }
-        if chunk.capacity() - chunk.len() < n {
-            chunk.reserve(64 * 1024);
-        }
-        chunk.extend_from_slice(packet);
-        match tx.try_send(chunk.split().freeze()) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                dropped += 1;
-                if dropped.is_power_of_two() {
-                    tracing::debug!(dropped, "TUN packets dropped: no connection or it is too slow");
-                }
+        if let Err(e) = read {
+            if batch.split_failed() {
+                // One malformed super-packet: lose it, keep reading.
+                tracing::debug!(error = %e, "TUN GSO packet dropped");
+                continue;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+            return Err(e);
+        }
+        for packet in batch.packets() {
+            if packet.is_empty() {
+                continue;
+            }
+            if chunk.capacity() - chunk.len() < packet.len() {
+                chunk.reserve(64 * 1024);
+            }
+            chunk.extend_from_slice(packet);
+            match tx.try_send(chunk.split().freeze()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    dropped += 1;
+                    if dropped.is_power_of_two() {
+                        tracing::debug!(dropped, "TUN packets dropped: no connection or it is too slow");
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use rgost_transport::{FrameReader, FrameWriter};
-use rgost_tun::Tun;
+use rgost_tun::{SendBatch, Tun};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -38,16 +38,17 @@ pub async fn relay(
 
     let inbound = async {
         let mut frames = FrameReader::with_initial(&initial);
+        // Everything decoded from one read goes to the device as one batch
+        // (with offload on, one GRO pass coalesces it into few writes).
+        let mut batch = SendBatch::default();
         loop {
             while let Some(packet) = frames.next_packet() {
-                if packet.is_empty() {
-                    continue;
-                }
-                // A packet the kernel rejects (malformed) must not end the session.
-                if let Err(e) = tun.send(&packet).await {
-                    tracing::debug!(error = %e, len = packet.len(), "TUN write failed");
+                batch.push(&packet);
+                if batch.is_full() {
+                    write_tun(tun, &mut batch).await;
                 }
             }
+            write_tun(tun, &mut batch).await;
             if !frames.fill(&mut reader).await? {
                 return Ok::<_, std::io::Error>(());
             }
@@ -71,5 +72,17 @@ pub async fn relay(
         () = shutdown.cancelled() => SessionEnd::Shutdown,
         r = inbound => r.map_or_else(SessionEnd::Io, |()| SessionEnd::Closed),
         r = outbound => r.map_or_else(SessionEnd::Io, |()| SessionEnd::Closed),
+    }
+}
+
+/// Writes and empties `batch`. A packet the kernel rejects (malformed) must
+/// not end the session: errors are only logged.
+async fn write_tun(tun: &Tun, batch: &mut SendBatch) {
+    if batch.is_empty() {
+        return;
+    }
+    let packets = batch.len();
+    if let Err(e) = tun.send_batch(batch).await {
+        tracing::debug!(error = %e, packets, "TUN write failed");
     }
 }

@@ -5,14 +5,25 @@
 //! device. Packets are read and written one at a time through `&self`, so
 //! one `Arc<Tun>` serves a reader task and a writer task.
 //!
-//! The device is opened with tun-rs (no packet information header, no
-//! offload: every `recv` returns exactly one IP packet). Everything else
+//! The device is opened with tun-rs (no packet information header).
+//! Everything else
 //! (MTU, addresses, link state, routes) goes through rtnetlink, in the
 //! network namespace of the thread that calls [`Tun::create`].
 //!
 //! Dropping a [`Tun`] without [`Tun::close`] also removes the device (it is
 //! not persistent, so closing its fd deletes it) and with it every route
 //! through it; `close` does the same explicitly and checks the result.
+//!
+//! # Segmentation offload
+//!
+//! With [`TunConfig::offload`] the device is opened with a virtio-net header
+//! and TCP (and, if the kernel has it, UDP) segmentation offload, as
+//! wireguard-go does: the kernel hands over GSO super-packets of up to 64 KiB
+//! and accepts coalesced ones. [`Tun::recv_batch`] splits what it reads back
+//! into MTU-sized IP packets and [`Tun::send_batch`] coalesces a batch of
+//! packets (GRO) before writing, so callers only ever see ordinary packets.
+//! If the kernel refuses offload, the device falls back to plain packets;
+//! [`Tun::offload`] tells which mode is in use. The batch APIs work in both.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -25,7 +36,10 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHe
 use rtnetlink::packet_route::route::{RouteMessage, RouteScope};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use tokio::task::JoinHandle;
-use tun_rs::{AsyncDevice, DeviceBuilder};
+use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+
+/// Largest IP packet (and GSO super-packet) the device can hand over.
+const MAX_PACKET: usize = 65535;
 
 /// What device to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +52,9 @@ pub struct TunConfig {
     pub mtu: u16,
     /// Routes sent into the device.
     pub routes: Vec<TunRoute>,
+    /// Ask for TCP/UDP segmentation offload (virtio-net header, GSO/GRO).
+    /// Falls back to plain packets if the kernel refuses.
+    pub offload: bool,
 }
 
 /// One route into the device.
@@ -138,6 +155,8 @@ pub struct Tun {
     name: String,
     index: u32,
     mtu: u16,
+    /// Whether the device runs with the virtio-net header (offload on).
+    offload: bool,
     netlink: Netlink,
     /// Routes this device installed and has not removed yet.
     routes: Mutex<Vec<(TunRoute, RouteMessage)>>,
@@ -149,6 +168,7 @@ impl fmt::Debug for Tun {
             .field("name", &self.name)
             .field("index", &self.index)
             .field("mtu", &self.mtu)
+            .field("offload", &self.offload)
             .finish_non_exhaustive()
     }
 }
@@ -165,16 +185,13 @@ impl Tun {
 
         let netlink = Netlink::open()?;
 
-        let mut builder = DeviceBuilder::new().enable(false);
-        if let Some(name) = &config.name {
-            builder = builder.name(name.clone());
-        }
-        let dev = builder.build_async().map_err(TunError::Create)?;
+        let dev = open_device(config)?;
+        let offload = dev.tcp_gso();
         let name = dev.name().map_err(TunError::Create)?;
         let index = dev.if_index().map_err(|_| TunError::NotFound(name.clone()))?;
-        tracing::debug!(name = %name, index, "TUN device opened");
+        tracing::debug!(name = %name, index, offload, udp_gso = dev.udp_gso(), "TUN device opened");
 
-        let tun = Tun { dev, name, index, mtu: config.mtu, netlink, routes: Mutex::new(Vec::new()) };
+        let tun = Tun { dev, name, index, mtu: config.mtu, offload, netlink, routes: Mutex::new(Vec::new()) };
         if let Err(err) = tun.configure(config, &routes).await {
             tracing::debug!(name = %tun.name, error = %err, "TUN setup failed; rolling back");
             if let Err(cleanup) = tun.teardown().await {
@@ -188,6 +205,7 @@ impl Tun {
             mtu = tun.mtu,
             addrs = ?config.addrs,
             routes = config.routes.len(),
+            offload = tun.offload,
             "TUN device up"
         );
         Ok(tun)
@@ -259,16 +277,119 @@ impl Tun {
         self.mtu
     }
 
+    /// Whether segmentation offload is in use (see the crate docs).
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
     /// Reads one packet into `buf`; returns its length.
     ///
     /// After [`Tun::shutdown`] this fails (the kernel detaches the fd).
+    ///
+    /// With offload on, a read can bring a GSO super-packet of many
+    /// segments: this returns the first one and drops the rest. Use
+    /// [`Tun::recv_batch`] instead, which keeps them all.
     pub async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.dev.recv(buf).await
+        if !self.offload {
+            return self.dev.recv(buf).await;
+        }
+        let mut batch = RecvBatch::new(self.mtu);
+        let n = self.recv_batch(&mut batch).await?;
+        if n > 1 {
+            tracing::debug!(name = %self.name, dropped = n - 1, "recv: GSO segments dropped; use recv_batch");
+        }
+        let packet = batch.packets().next().unwrap_or_default();
+        let dst = buf
+            .get_mut(..packet.len())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "buffer too small for the packet"))?;
+        dst.copy_from_slice(packet);
+        Ok(packet.len())
     }
 
-    /// Writes one packet.
+    /// Writes one packet (with offload on, behind an empty virtio-net header).
     pub async fn send(&self, packet: &[u8]) -> std::io::Result<usize> {
-        self.dev.send(packet).await
+        if !self.offload {
+            return self.dev.send(packet).await;
+        }
+        let mut framed = Vec::with_capacity(VIRTIO_NET_HDR_LEN + packet.len());
+        framed.resize(VIRTIO_NET_HDR_LEN, 0);
+        framed.extend_from_slice(packet);
+        let n = self.dev.send(&framed).await?;
+        Ok(n.saturating_sub(VIRTIO_NET_HDR_LEN))
+    }
+
+    /// Reads once from the device into `batch`, replacing its contents, and
+    /// returns how many packets it holds now: one, or with offload on all
+    /// the MTU-sized segments of a GSO super-packet.
+    ///
+    /// An error means either the device failed (after [`Tun::shutdown`]) or,
+    /// with offload on, that one super-packet could not be split; the latter
+    /// loses only that read (check [`RecvBatch::split_failed`]).
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> std::io::Result<usize> {
+        batch.count = 0;
+        batch.split_failed = false;
+        let RecvBatch { raw, bufs, sizes, .. } = batch;
+        match self.dev.recv_multiple(raw, bufs, sizes, 0).await {
+            Ok(n) => {
+                batch.count = n.min(batch.bufs.len());
+                Ok(batch.count)
+            }
+            Err(e) => {
+                // The read itself failing carries an errno; splitting errors do not.
+                batch.split_failed = self.offload && e.raw_os_error().is_none();
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes every packet of `batch` and empties it. With offload on, TCP
+    /// (and UDP) segments of one flow are first coalesced into super-packets,
+    /// so a batch of many packets costs few writes. Returns the bytes
+    /// written (headers included).
+    ///
+    /// A packet the kernel rejects does not stop the rest of the batch; the
+    /// last such error is returned after all were tried.
+    pub async fn send_batch(&self, batch: &mut SendBatch) -> std::io::Result<usize> {
+        let len = std::mem::take(&mut batch.len);
+        let Some(bufs) = batch.bufs.get_mut(..len) else {
+            return Ok(0);
+        };
+        if bufs.is_empty() {
+            return Ok(0);
+        }
+        if !self.offload {
+            return self.dev.send_multiple(&mut batch.gro, bufs, VIRTIO_NET_HDR_LEN).await;
+        }
+        // UDP is written packet by packet (behind an empty header): coalesced
+        // UDP costs more than it saves for small datagrams (measured: -20%
+        // packets/s for 64-byte payloads). The rest keeps its order and goes
+        // through GRO. Order between flows may change, never within one.
+        let mut total = 0;
+        let mut err = None;
+        let mut kept = 0;
+        for i in 0..bufs.len() {
+            let udp = bufs.get(i).and_then(|b| b.get(VIRTIO_NET_HDR_LEN..)).is_some_and(is_udp);
+            if udp {
+                let Some(buf) = bufs.get(i) else { continue };
+                match self.dev.send(buf).await {
+                    Ok(n) => total += n,
+                    Err(e) => err = Some(e),
+                }
+            } else {
+                bufs.swap(kept, i);
+                kept += 1;
+            }
+        }
+        if let Some(rest) = bufs.get_mut(..kept).filter(|r| !r.is_empty()) {
+            match self.dev.send_multiple(&mut batch.gro, rest, VIRTIO_NET_HDR_LEN).await {
+                Ok(n) => total += n,
+                Err(e) => err = Some(e),
+            }
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
     }
 
     /// Removes the routes this device installed and deletes the device.
@@ -337,6 +458,168 @@ impl Tun {
     }
 }
 
+/// Whether `packet` is an IPv4 or IPv6 (without extension headers) UDP packet.
+fn is_udp(packet: &[u8]) -> bool {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => packet.get(9) == Some(&17),
+        Some(6) => packet.get(6) == Some(&17),
+        _ => false,
+    }
+}
+
+/// Opens the device, with offload if asked and the kernel allows it.
+fn open_device(config: &TunConfig) -> Result<AsyncDevice, TunError> {
+    let build = |offload: bool| {
+        let mut builder = DeviceBuilder::new().enable(false).offload(offload);
+        if let Some(name) = &config.name {
+            builder = builder.name(name.clone());
+        }
+        builder.build_async()
+    };
+    if config.offload {
+        match build(true) {
+            Ok(dev) => return Ok(dev),
+            Err(e) => tracing::debug!(error = %e, "TUN offload unavailable; using plain packets"),
+        }
+    }
+    build(false).map_err(TunError::Create)
+}
+
+/// Buffers for [`Tun::recv_batch`]: one read, split into packets.
+pub struct RecvBatch {
+    /// The raw read: virtio-net header plus (super-)packet.
+    raw: Vec<u8>,
+    /// One packet each; the first is large enough for any packet.
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    count: usize,
+    split_failed: bool,
+}
+
+impl fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvBatch").field("count", &self.count).finish_non_exhaustive()
+    }
+}
+
+impl RecvBatch {
+    /// Buffers for a device of MTU `mtu`.
+    pub fn new(mtu: u16) -> RecvBatch {
+        // A segment is at most one MTU; leave room in case the MTU is raised
+        // behind our back (such a segment would only fail to split).
+        let seg = usize::from(mtu).max(1500);
+        let mut bufs = vec![vec![0u8; seg]; IDEAL_BATCH_SIZE];
+        if let Some(first) = bufs.first_mut() {
+            // A packet that is not a super-packet lands whole in the first buffer.
+            first.resize(MAX_PACKET, 0);
+        }
+        RecvBatch {
+            raw: vec![0u8; VIRTIO_NET_HDR_LEN + MAX_PACKET],
+            bufs,
+            sizes: vec![0; IDEAL_BATCH_SIZE],
+            count: 0,
+            split_failed: false,
+        }
+    }
+
+    /// How many packets the last read produced.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the last read produced no packet.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether the last [`Tun::recv_batch`] error was a super-packet that
+    /// could not be split (only that read is lost) rather than a device error.
+    pub fn split_failed(&self) -> bool {
+        self.split_failed
+    }
+
+    /// The packets of the last read.
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        self.bufs.iter().zip(&self.sizes).take(self.count).filter_map(|(buf, &size)| buf.get(..size))
+    }
+}
+
+/// Packets to write with [`Tun::send_batch`], each stored behind room for a
+/// virtio-net header, plus the GRO state. Buffers are reused between batches.
+/// Not `Sync`: keep one per writer.
+pub struct SendBatch {
+    bufs: Vec<Vec<u8>>,
+    len: usize,
+    gro: GROTable,
+}
+
+impl fmt::Debug for SendBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendBatch").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
+impl Default for SendBatch {
+    fn default() -> Self {
+        SendBatch { bufs: Vec::with_capacity(SendBatch::CAPACITY), len: 0, gro: GROTable::new() }
+    }
+}
+
+impl SendBatch {
+    /// Packets per batch (one GRO pass); flush when [`SendBatch::is_full`].
+    pub const CAPACITY: usize = IDEAL_BATCH_SIZE;
+
+    /// Adds a copy of `packet`. Empty packets are ignored. Returns `false`
+    /// (and adds nothing) when the batch is full.
+    pub fn push(&mut self, packet: &[u8]) -> bool {
+        if packet.is_empty() {
+            return true;
+        }
+        if self.is_full() {
+            return false;
+        }
+        if self.bufs.len() <= self.len {
+            // GRO appends the segments of a flow to its first packet, and only
+            // if that buffer can take a whole super-packet without growing.
+            // The memory is touched only as far as it is used.
+            self.bufs.push(Vec::with_capacity(2 * VIRTIO_NET_HDR_LEN + MAX_PACKET));
+        }
+        let Some(buf) = self.bufs.get_mut(self.len) else {
+            return false;
+        };
+        buf.clear();
+        buf.resize(VIRTIO_NET_HDR_LEN, 0);
+        buf.extend_from_slice(packet);
+        self.len += 1;
+        true
+    }
+
+    /// Packets waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no packet is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the batch holds [`SendBatch::CAPACITY`] packets.
+    pub fn is_full(&self) -> bool {
+        self.len >= Self::CAPACITY
+    }
+
+    /// The waiting packets, without their header room.
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        self.bufs.iter().take(self.len).filter_map(|b| b.get(VIRTIO_NET_HDR_LEN..))
+    }
+
+    /// Drops the waiting packets.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
 /// Rejects routes whose gateway family differs from the destination's.
 fn validate_route(route: &TunRoute) -> Result<(), TunError> {
     match (route.dst, route.gateway) {
@@ -393,6 +676,54 @@ mod tests {
             dst: dst.parse().unwrap_or_else(|e| panic!("{dst}: {e}")),
             gateway: gw.map(|g| g.parse().unwrap_or_else(|e| panic!("{g}: {e}"))),
         }
+    }
+
+    #[test]
+    fn send_batch_keeps_header_room_and_reuses_buffers() {
+        let mut batch = SendBatch::default();
+        assert!(batch.is_empty());
+        assert!(batch.push(b"")); // ignored
+        assert!(batch.is_empty());
+        assert!(batch.push(&[0x45, 1, 2]));
+        assert!(batch.push(&[0x60; 40]));
+        assert_eq!(batch.len(), 2);
+        let packets: Vec<&[u8]> = batch.packets().collect();
+        assert_eq!(packets, vec![&[0x45, 1, 2][..], &[0x60; 40][..]]);
+        for buf in &batch.bufs {
+            assert_eq!(buf.get(..VIRTIO_NET_HDR_LEN), Some(&[0u8; VIRTIO_NET_HDR_LEN][..]));
+            assert!(buf.capacity() >= 2 * VIRTIO_NET_HDR_LEN + MAX_PACKET, "GRO needs room to coalesce");
+        }
+        batch.clear();
+        assert!(batch.is_empty());
+        // Reused buffers get a fresh (zeroed) header and only the new packet.
+        if let Some(buf) = batch.bufs.first_mut() {
+            buf.fill(0xff);
+        }
+        assert!(batch.push(&[0x45, 9]));
+        assert_eq!(batch.bufs.first().map(Vec::as_slice), Some(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x45, 9][..]));
+        assert_eq!(batch.bufs.len(), 2);
+    }
+
+    #[test]
+    fn send_batch_refuses_past_capacity() {
+        let mut batch = SendBatch::default();
+        for i in 0..SendBatch::CAPACITY {
+            assert!(batch.push(&[0x45, i as u8]), "packet {i}");
+        }
+        assert!(batch.is_full());
+        assert!(!batch.push(&[0x45]));
+        assert_eq!(batch.len(), SendBatch::CAPACITY);
+    }
+
+    #[test]
+    fn recv_batch_buffers_fit_any_packet() {
+        let batch = RecvBatch::new(1280);
+        assert!(batch.is_empty());
+        assert_eq!(batch.packets().count(), 0);
+        assert_eq!(batch.bufs.len(), batch.sizes.len());
+        assert!(batch.raw.len() >= VIRTIO_NET_HDR_LEN + MAX_PACKET);
+        assert_eq!(batch.bufs.first().map(Vec::len), Some(MAX_PACKET));
+        assert!(batch.bufs.iter().all(|b| b.len() >= 1500));
     }
 
     #[test]
