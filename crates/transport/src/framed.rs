@@ -17,7 +17,7 @@ use rgost_relay::frame::{self, FrameStatus};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Smallest read buffer (an idle connection's footprint).
-const MIN_CHUNK: usize = 2 * 1024;
+const MIN_CHUNK: usize = 1024;
 /// Largest read chunk.
 const MAX_CHUNK: usize = 256 * 1024;
 /// Writes are flushed once this many bytes are buffered.

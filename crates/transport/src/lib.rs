@@ -155,6 +155,11 @@ pub enum DialError {
 
 /// Unanswered keepalive probes before the kernel declares the peer dead.
 const KEEPALIVE_RETRIES: u32 = 3;
+/// Unsent bytes the kernel may hold per socket (TCP_NOTSENT_LOWAT). Beyond
+/// it writes wait, so a backlog builds in our small bounded queues (where
+/// packets are dropped and the tunnelled flows slow down) instead of in a
+/// send buffer of megabytes that delays every packet, pings included.
+const NOTSENT_LOWAT: u32 = 128 * 1024;
 
 #[derive(Clone)]
 enum Upgrade {
@@ -408,6 +413,9 @@ fn tune(stream: &TcpStream, peer: SocketAddr, config: &Keepalive) {
     let sock = SockRef::from(stream);
     if let Err(e) = sock.set_tcp_keepalive(&keepalive) {
         tracing::debug!(remote = %peer, error = %e, "cannot set TCP keepalive");
+    }
+    if let Err(e) = sock.set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+        tracing::debug!(remote = %peer, error = %e, "cannot set TCP_NOTSENT_LOWAT");
     }
     if let Err(e) = sock.set_tcp_user_timeout(Some(config.user_timeout)) {
         tracing::debug!(remote = %peer, error = %e, "cannot set TCP_USER_TIMEOUT");
