@@ -18,8 +18,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Smallest read buffer (an idle connection's footprint).
 const MIN_CHUNK: usize = 1024;
-/// Largest read chunk.
-const MAX_CHUNK: usize = 256 * 1024;
+/// Largest read chunk. Kept under glibc's mmap threshold (128 KiB): a buffer still
+/// pinned by queued packets is replaced by a fresh one, and large ones would
+/// each cost an mmap, page faults and an munmap.
+const MAX_CHUNK: usize = 64 * 1024;
 /// Writes are flushed once this many bytes are buffered.
 const WRITE_FLUSH: usize = 256 * 1024;
 
