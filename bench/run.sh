@@ -415,6 +415,11 @@ measure_path() {
     if [ -n "$v" ]; then
         record "$path" "$rep" udp64_pps "$v"
         record "$path" "$rep" udp64_loss_pct "$(num "$j" '.end.sum.lost_percent')"
+    elif [ "$SMOKE" = 1 ] && [[ $path == ovpn-* ]]; then
+        # OpenVPN's own iperf3 control connection sometimes breaks under this
+        # flood (seen in full runs too); the smoke run checks our paths, so
+        # this is logged, not fatal. Full runs list it as a failure.
+        log "WARNING: $path rep $rep: iperf3 UDP through OpenVPN failed: $(num "$j" '.error')"
     else
         fail "$path rep $rep: iperf3 UDP failed: $(num "$j" '.error')"
     fi
