@@ -21,7 +21,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use rgost_config::TunService;
 use rgost_relay::{Addr, Host};
-use rgost_transport::{ClientTls, Dialer, DialerSpec};
+use rgost_transport::Dialer;
 use rgost_tun::{RecvBatch, Tun, TunConfig, TunError, TunRoute};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -73,26 +73,6 @@ pub enum ClientError {
     },
 }
 
-/// The transport spec for a configured dialer.
-fn dialer_spec(kind: &rgost_config::DialerKind) -> DialerSpec {
-    use rgost_config::{DialerKind, TlsClientSettings};
-    let tls = |t: &TlsClientSettings| ClientTls {
-        ca_file: t.ca_file.clone(),
-        cert_file: t.cert_file.clone(),
-        key_file: t.key_file.clone(),
-        server_name: t.server_name.clone(),
-        secure: t.secure,
-    };
-    match kind {
-        DialerKind::Tcp => DialerSpec::Tcp,
-        DialerKind::Tls(t) => DialerSpec::Tls(tls(t)),
-        DialerKind::Ws { path, host } => DialerSpec::Ws { path: path.clone(), host: host.clone() },
-        DialerKind::Wss { path, host, tls: t } => {
-            DialerSpec::Wss { path: path.clone(), host: host.clone(), tls: tls(t) }
-        }
-    }
-}
-
 /// A TUN client with its device created.
 #[derive(Debug)]
 pub struct Client {
@@ -109,7 +89,7 @@ impl Client {
             .nodes
             .iter()
             .map(|node| {
-                Dialer::new(&node.addr, &dialer_spec(&node.dialer))
+                Dialer::new(&node.addr, &node.dialer)
                     .map(|d| d.with_keepalive(node.keepalive))
                     .map_err(|source| ClientError::Transport { node: node.name.clone(), source })
             })
@@ -178,7 +158,6 @@ async fn connect_loop(
     let src = source_addr(service);
     let nodes = &service.chain.nodes;
     let mut next_node = 0;
-    let mut server_refused = false;
     loop {
         let index = next_node % nodes.len().max(1);
         let (Some(node), Some(dialer)) = (nodes.get(index), dialers.get(index)) else {
@@ -190,7 +169,8 @@ async fn connect_loop(
             () = shutdown.cancelled() => return,
             r = handshake::connect(node, dialer, &service.host, src.clone()) => r,
         };
-        match attempt {
+        // While nothing listens (a restarting server) retries stay frequent.
+        let cap = match attempt {
             Ok(connected) => {
                 tracing::info!(
                     host = %service.host,
@@ -209,20 +189,15 @@ async fn connect_loop(
                 if started.elapsed() >= backoff::HEALTHY_SESSION {
                     backoff.reset();
                 }
+                backoff::CAP
             }
             Err(e) => {
                 tracing::warn!(host = %service.host, remote = %node.addr, error = %e, "cannot connect to router server");
                 next_node += 1;
-                if server_down(&e) {
-                    server_refused = true;
-                }
+                if server_down(&e) { backoff::SERVER_DOWN_CAP } else { backoff::CAP }
             }
-        }
-        let delay = if std::mem::take(&mut server_refused) {
-            backoff.next_delay_capped(backoff::SERVER_DOWN_CAP)
-        } else {
-            backoff.next_delay()
         };
+        let delay = backoff.next_delay_capped(cap);
         tracing::debug!(?delay, "reconnecting after delay");
         tokio::select! {
             () = shutdown.cancelled() => return,

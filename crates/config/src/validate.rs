@@ -279,51 +279,32 @@ const DIALER_IGNORED: &[&str] = &[
 pub(crate) fn validate(input: &Input) -> Result<Loaded> {
     let mut warnings = Vec::new();
 
-    let routers: Vec<RouterConfig> = input
-        .routers
-        .iter()
-        .enumerate()
-        .map(|(i, src)| router(&src.origin, i, &src.item, &mut warnings))
-        .collect::<Result<_>>()?;
-    check_unique("routers", input.routers.iter().map(|s| s.origin.as_str()).zip(routers.iter().map(|r| &r.name)))?;
-
-    let ingresses: Vec<IngressConfig> = input
-        .ingresses
-        .iter()
-        .enumerate()
-        .map(|(i, src)| ingress(&src.origin, i, &src.item, &mut warnings))
-        .collect::<Result<_>>()?;
-    check_unique(
-        "ingresses",
-        input.ingresses.iter().map(|s| s.origin.as_str()).zip(ingresses.iter().map(|r| &r.name)),
-    )?;
-
-    let authers: Vec<AutherConfig> = input
-        .authers
-        .iter()
-        .enumerate()
-        .map(|(i, src)| auther(&src.origin, i, &src.item, &mut warnings))
-        .collect::<Result<_>>()?;
-    check_unique("authers", input.authers.iter().map(|s| s.origin.as_str()).zip(authers.iter().map(|r| &r.name)))?;
-
-    let chains: Vec<Chain> = input
-        .chains
-        .iter()
-        .enumerate()
-        .map(|(i, src)| chain(&src.origin, i, &src.item, &mut warnings))
-        .collect::<Result<_>>()?;
-    check_unique("chains", input.chains.iter().map(|s| s.origin.as_str()).zip(chains.iter().map(|c| &c.name)))?;
+    let routers: Vec<RouterConfig> =
+        section("routers", &input.routers, |o, i, r| router(o, i, r, &mut warnings), |r| &r.name)?;
+    let ingresses: Vec<IngressConfig> =
+        section("ingresses", &input.ingresses, |o, i, r| ingress(o, i, r, &mut warnings), |r| &r.name)?;
+    let authers: Vec<AutherConfig> =
+        section("authers", &input.authers, |o, i, r| auther(o, i, r, &mut warnings), |r| &r.name)?;
+    let chains: Vec<Chain> = section("chains", &input.chains, |o, i, r| chain(o, i, r, &mut warnings), |c| &c.name)?;
 
     let refs = Refs { routers: &routers, ingresses: &ingresses, authers: &authers, chains: &chains };
-    let services: Vec<Service> = input
-        .services
-        .iter()
-        .enumerate()
-        .map(|(i, src)| service(&src.origin, i, &src.item, &refs, &mut warnings))
-        .collect::<Result<_>>()?;
-    check_unique("services", input.services.iter().map(|s| s.origin.as_str()).zip(services.iter().map(|s| &s.name)))?;
+    let services: Vec<Service> =
+        section("services", &input.services, |o, i, r| service(o, i, r, &refs, &mut warnings), |s| &s.name)?;
 
     Ok(Loaded { config: Config { services, routers, ingresses, authers }, warnings })
+}
+
+/// Validates every item of a section in order, then checks that their names are unique.
+fn section<R, T>(
+    name: &str,
+    items: &[Sourced<R>],
+    mut validate: impl FnMut(&str, usize, &R) -> Result<T>,
+    name_of: impl Fn(&T) -> &String,
+) -> Result<Vec<T>> {
+    let validated =
+        items.iter().enumerate().map(|(i, src)| validate(&src.origin, i, &src.item)).collect::<Result<Vec<T>>>()?;
+    check_unique(name, items.iter().map(|s| s.origin.as_str()).zip(validated.iter().map(name_of)))?;
+    Ok(validated)
 }
 
 fn check_unique<'a>(section: &str, names: impl Iterator<Item = (&'a str, &'a String)>) -> Result<()> {

@@ -39,6 +39,18 @@ impl Auther {
         Auther::Users(Arc::new(ArcSwap::from_pointee(users)))
     }
 
+    /// A user table from (user, password) pairs in priority order: the
+    /// first pair for a user wins.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Auther {
+        Auther::users(first_wins(pairs))
+    }
+
+    /// Replaces the user table with (user, password) pairs in priority order
+    /// (a reload); no effect on a plugin.
+    pub fn replace_pairs(&self, pairs: impl IntoIterator<Item = (String, String)>) {
+        self.replace(first_wins(pairs));
+    }
+
     /// Replaces the user table (a reload); no effect on a plugin.
     pub fn replace(&self, users: HashMap<String, String>) {
         if let Auther::Users(current) = self {
@@ -83,6 +95,14 @@ impl HostBinding {
     pub fn allows(&self, user: &[u8], host: &str) -> bool {
         std::str::from_utf8(user).ok().and_then(|u| self.hosts.get(u)).is_some_and(|set| set.contains(host))
     }
+}
+
+fn first_wins(pairs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, String> {
+    let mut users = HashMap::new();
+    for (user, password) in pairs {
+        users.entry(user).or_insert(password);
+    }
+    users
 }
 
 /// Compares without an early exit on the first differing byte.

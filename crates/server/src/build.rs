@@ -6,7 +6,6 @@
 //! else: established connections stay. A source that fails at start is a
 //! warning (its entries are missing until it works), as in GOST.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -144,9 +143,9 @@ async fn build_auther(config: &AutherConfig, shutdown: &CancellationToken) -> Re
         config.auths.iter().map(|u| (u.credentials.username.clone(), u.credentials.password.clone())).collect();
     let label = format!("auther {}", config.name);
     let (initial, reloader) = load(&label, config.sources.clone(), inline).await;
-    let auther = Auther::users(users(&initial));
+    let auther = Auther::from_pairs(initial);
     let target = auther.clone();
-    reloader.spawn(move |entries| target.replace(users(&entries)), shutdown.clone());
+    reloader.spawn(move |entries| target.replace_pairs(entries), shutdown.clone());
     Ok(Some(auther))
 }
 
@@ -179,14 +178,6 @@ fn ingress_rules(label: &str, entries: &[Entry]) -> Ingress {
             None
         }
     }))
-}
-
-fn users(entries: &[Entry]) -> HashMap<String, String> {
-    let mut users = HashMap::new();
-    for (user, password) in entries {
-        users.entry(user.clone()).or_insert_with(|| password.clone());
-    }
-    users
 }
 
 /// Logs a plugin failure once per failure streak.

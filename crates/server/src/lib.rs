@@ -27,7 +27,7 @@ use rgost_config::{Config, RouterService};
 use rgost_routing::{Ingress, RouteTable};
 
 pub use ingress::IngressSource;
-use rgost_transport::{Listener, ListenerSpec, ServerTls, TransportError};
+use rgost_transport::{Listener, TransportError};
 use tokio_util::sync::CancellationToken;
 
 pub use router::Router;
@@ -105,14 +105,11 @@ impl Settings {
         });
         // `auth` on the handler wins over `auther`, as in GOST.
         let auther = match (&service.auth, &service.auther) {
-            (Some(c), _) => Some(auth::Auther::users(HashMap::from([(c.username.clone(), c.password.clone())]))),
+            (Some(c), _) => Some(auth::Auther::from_pairs([(c.username.clone(), c.password.clone())])),
             (None, Some(name)) => config.authers.iter().find(|a| &a.name == name).map(|a| {
-                let mut users = HashMap::new();
-                for entry in &a.auths {
-                    let c = &entry.credentials;
-                    users.entry(c.username.clone()).or_insert_with(|| c.password.clone());
-                }
-                auth::Auther::users(users)
+                auth::Auther::from_pairs(
+                    a.auths.iter().map(|u| (u.credentials.username.clone(), u.credentials.password.clone())),
+                )
             }),
             (None, None) => None,
         };
@@ -206,19 +203,7 @@ impl Server {
 /// Binds a router service's listener. Done before anything is spawned, so a
 /// port in use stops the start.
 pub fn bind(service: &RouterService) -> Result<Listener, ServerError> {
-    use rgost_config::{ListenerKind, TlsServerSettings};
-    let tls = |t: &TlsServerSettings| ServerTls {
-        cert_file: t.cert_file.clone(),
-        key_file: t.key_file.clone(),
-        ca_file: t.ca_file.clone(),
-    };
-    let spec = match &service.listener {
-        ListenerKind::Tcp => ListenerSpec::Tcp,
-        ListenerKind::Tls(t) => ListenerSpec::Tls(tls(t)),
-        ListenerKind::Ws { path } => ListenerSpec::Ws { path: path.clone() },
-        ListenerKind::Wss { path, tls: t } => ListenerSpec::Wss { path: path.clone(), tls: tls(t) },
-    };
-    Listener::bind(service.listen, &spec).map(|l| l.with_keepalive(service.keepalive)).map_err(|source| {
+    Listener::bind(service.listen, &service.listener).map(|l| l.with_keepalive(service.keepalive)).map_err(|source| {
         ServerError::Bind {
             addr: match service.listen.ip {
                 Some(ip) => std::net::SocketAddr::new(ip, service.listen.port).to_string(),

@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rgost_config::{Keepalive, ListenAddr};
+use rgost_config::{DialerKind, Keepalive, ListenAddr, ListenerKind, TlsServerSettings};
 use rustls::pki_types::ServerName;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -24,7 +24,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 pub use framed::{FrameReader, FrameWriter};
-pub use tls::{ClientTls, ServerTls};
 
 /// The read half of a connection.
 pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
@@ -45,52 +44,6 @@ impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn").field("peer", &self.peer).finish_non_exhaustive()
     }
-}
-
-/// What a listener speaks on top of TCP (GOST's listener types).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenerSpec {
-    /// `tcp`.
-    Tcp,
-    /// `tls`.
-    Tls(ServerTls),
-    /// `ws`, WebSocket at `path`.
-    Ws {
-        /// The HTTP path (GOST's default `/ws`).
-        path: String,
-    },
-    /// `wss`, WebSocket over TLS.
-    Wss {
-        /// The HTTP path.
-        path: String,
-        /// TLS files.
-        tls: ServerTls,
-    },
-}
-
-/// What a dialer speaks on top of TCP (GOST's dialer types).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DialerSpec {
-    /// `tcp`.
-    Tcp,
-    /// `tls`.
-    Tls(ClientTls),
-    /// `ws`.
-    Ws {
-        /// The HTTP path.
-        path: String,
-        /// The Host header; defaults to the node address.
-        host: Option<String>,
-    },
-    /// `wss`.
-    Wss {
-        /// The HTTP path.
-        path: String,
-        /// The Host header; defaults to the node address.
-        host: Option<String>,
-        /// TLS settings.
-        tls: ClientTls,
-    },
 }
 
 /// Why a transport could not be set up.
@@ -200,8 +153,8 @@ impl Listener {
     /// Binds `addr`. An empty host listens on every address: IPv6 and IPv4
     /// on one dual-stack socket, or IPv4 only where IPv6 is unavailable.
     /// TLS material is loaded here, so bad files stop the start.
-    pub fn bind(addr: ListenAddr, spec: &ListenerSpec) -> Result<Listener, TransportError> {
-        let acceptor = |tls: &ServerTls| -> Result<TlsAcceptor, TransportError> {
+    pub fn bind(addr: ListenAddr, spec: &ListenerKind) -> Result<Listener, TransportError> {
+        let acceptor = |tls: &TlsServerSettings| -> Result<TlsAcceptor, TransportError> {
             let (config, generated) = tls::server_config(tls)?;
             if generated {
                 tracing::warn!("TLS: no certFile/keyFile: using a self-signed certificate generated at start");
@@ -209,10 +162,10 @@ impl Listener {
             Ok(TlsAcceptor::from(config))
         };
         let upgrade = match spec {
-            ListenerSpec::Tcp => Upgrade::None,
-            ListenerSpec::Tls(tls) => Upgrade::Tls(acceptor(tls)?),
-            ListenerSpec::Ws { path } => Upgrade::Ws { path: Arc::from(path.as_str()) },
-            ListenerSpec::Wss { path, tls } => Upgrade::Wss { path: Arc::from(path.as_str()), tls: acceptor(tls)? },
+            ListenerKind::Tcp => Upgrade::None,
+            ListenerKind::Tls(tls) => Upgrade::Tls(acceptor(tls)?),
+            ListenerKind::Ws { path } => Upgrade::Ws { path: Arc::from(path.as_str()) },
+            ListenerKind::Wss { path, tls } => Upgrade::Wss { path: Arc::from(path.as_str()), tls: acceptor(tls)? },
         };
         let socket = match addr.ip {
             Some(ip) => tcp_socket(SocketAddr::new(ip, addr.port), false),
@@ -304,19 +257,19 @@ impl std::fmt::Debug for Dialer {
 
 impl Dialer {
     /// Prepares dialing `addr` (`host:port`) with `spec`.
-    pub fn new(addr: &str, spec: &DialerSpec) -> Result<Dialer, TransportError> {
+    pub fn new(addr: &str, spec: &DialerKind) -> Result<Dialer, TransportError> {
         let url = |scheme: &str, path: &str, host: &Option<String>| {
             let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
             format!("{scheme}://{}{path}", host.as_deref().unwrap_or(addr))
         };
         let kind = match spec {
-            DialerSpec::Tcp => DialKind::Tcp,
-            DialerSpec::Tls(tls) => {
+            DialerKind::Tcp => DialKind::Tcp,
+            DialerKind::Tls(tls) => {
                 let (config, name) = tls::client_config(tls, addr)?;
                 DialKind::Tls { connector: TlsConnector::from(config), name }
             }
-            DialerSpec::Ws { path, host } => DialKind::Ws { url: url("ws", path, host) },
-            DialerSpec::Wss { path, host, tls } => {
+            DialerKind::Ws { path, host } => DialKind::Ws { url: url("ws", path, host) },
+            DialerKind::Wss { path, host, tls } => {
                 let (config, name) = tls::client_config(tls, addr)?;
                 DialKind::Wss { url: url("wss", path, host), connector: TlsConnector::from(config), name }
             }

@@ -1,7 +1,7 @@
 //! TLS configuration: certificates from PEM files, a self-signed certificate
 //! when a server has none, client verification as GOST defines it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -11,34 +11,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use rgost_config::{TlsClientSettings, TlsServerSettings};
+
 use crate::TransportError;
-
-/// A server's TLS files (`tls:` of a listener).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServerTls {
-    /// Certificate chain (PEM). Without it a self-signed certificate is generated at start.
-    pub cert_file: Option<PathBuf>,
-    /// Private key (PEM).
-    pub key_file: Option<PathBuf>,
-    /// CA for client certificates: when set, clients must present a certificate it signed (mTLS).
-    pub ca_file: Option<PathBuf>,
-}
-
-/// A client's TLS settings (`tls:` of a dialer or node).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientTls {
-    /// CA to verify the server against; when set the server is always verified.
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate (PEM) for mTLS.
-    pub cert_file: Option<PathBuf>,
-    /// Client key (PEM) for mTLS.
-    pub key_file: Option<PathBuf>,
-    /// Name to send (SNI) and verify; defaults to the node address' host.
-    pub server_name: Option<String>,
-    /// Verify the server against the system roots (GOST's `secure`). Without
-    /// `secure` and without `ca_file`, the server is not verified.
-    pub secure: bool,
-}
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -72,7 +47,7 @@ fn load_roots(path: &Path) -> Result<RootCertStore, TransportError> {
 
 /// Builds a server config. Returns it and whether the certificate is a
 /// generated self-signed one.
-pub(crate) fn server_config(tls: &ServerTls) -> Result<(Arc<rustls::ServerConfig>, bool), TransportError> {
+pub(crate) fn server_config(tls: &TlsServerSettings) -> Result<(Arc<rustls::ServerConfig>, bool), TransportError> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error("TLS versions", e))?;
@@ -104,7 +79,7 @@ pub(crate) fn server_config(tls: &ServerTls) -> Result<(Arc<rustls::ServerConfig
 
 /// Builds a client config and the server name to use for `addr` (`host:port`).
 pub(crate) fn client_config(
-    tls: &ClientTls,
+    tls: &TlsClientSettings,
     addr: &str,
 ) -> Result<(Arc<rustls::ClientConfig>, ServerName<'static>), TransportError> {
     let name = tls.server_name.clone().unwrap_or_else(|| host_of(addr).to_owned());

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rgost_config::ListenAddr;
-use rgost_transport::{ClientTls, Dialer, DialerSpec, Listener, ListenerSpec, ServerTls};
+use rgost_config::{DialerKind, ListenAddr, ListenerKind, TlsClientSettings, TlsServerSettings};
+use rgost_transport::{Dialer, Listener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(5);
@@ -40,16 +40,16 @@ impl Pki {
         Some(self.dir.join(name))
     }
 
-    fn server(&self, mtls: bool) -> ServerTls {
-        ServerTls {
+    fn server(&self, mtls: bool) -> TlsServerSettings {
+        TlsServerSettings {
             cert_file: self.path("server.pem"),
             key_file: self.path("server.key"),
             ca_file: if mtls { self.path("ca.pem") } else { None },
         }
     }
 
-    fn client(&self, with_cert: bool) -> ClientTls {
-        ClientTls {
+    fn client(&self, with_cert: bool) -> TlsClientSettings {
+        TlsClientSettings {
             ca_file: self.path("ca.pem"),
             cert_file: if with_cert { self.path("client.pem") } else { None },
             key_file: if with_cert { self.path("client.key") } else { None },
@@ -66,7 +66,7 @@ impl Drop for Pki {
 }
 
 /// Sends 200 kB each way through a listener/dialer pair; Err on any failure.
-async fn exchange(listen: ListenerSpec, dial: DialerSpec) -> Result<(), String> {
+async fn exchange(listen: ListenerKind, dial: DialerKind) -> Result<(), String> {
     let addr = ListenAddr { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0 };
     let listener = Listener::bind(addr, &listen).map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -96,42 +96,42 @@ async fn exchange(listen: ListenerSpec, dial: DialerSpec) -> Result<(), String> 
     server.await.map_err(|e| e.to_string())?
 }
 
-fn ws(path: &str) -> (ListenerSpec, DialerSpec) {
-    (ListenerSpec::Ws { path: path.into() }, DialerSpec::Ws { path: path.into(), host: None })
+fn ws(path: &str) -> (ListenerKind, DialerKind) {
+    (ListenerKind::Ws { path: path.into() }, DialerKind::Ws { path: path.into(), host: None })
 }
 
 #[tokio::test]
 async fn tcp() {
-    exchange(ListenerSpec::Tcp, DialerSpec::Tcp).await.unwrap();
+    exchange(ListenerKind::Tcp, DialerKind::Tcp).await.unwrap();
 }
 
 #[tokio::test]
 async fn tls_verified_by_ca() {
     let pki = Pki::new("verified");
-    exchange(ListenerSpec::Tls(pki.server(false)), DialerSpec::Tls(pki.client(false))).await.unwrap();
+    exchange(ListenerKind::Tls(pki.server(false)), DialerKind::Tls(pki.client(false))).await.unwrap();
 }
 
 #[tokio::test]
 async fn tls_self_signed_server_with_unverifying_client() {
-    let insecure = ClientTls { secure: false, ..ClientTls::default() };
-    exchange(ListenerSpec::Tls(ServerTls::default()), DialerSpec::Tls(insecure)).await.unwrap();
+    let insecure = TlsClientSettings { secure: false, ..TlsClientSettings::default() };
+    exchange(ListenerKind::Tls(TlsServerSettings::default()), DialerKind::Tls(insecure)).await.unwrap();
 }
 
 #[tokio::test]
 async fn tls_refuses_a_server_from_another_ca() {
     let (ours, theirs) = (Pki::new("ours"), Pki::new("theirs"));
-    let err = exchange(ListenerSpec::Tls(theirs.server(false)), DialerSpec::Tls(ours.client(false))).await;
+    let err = exchange(ListenerKind::Tls(theirs.server(false)), DialerKind::Tls(ours.client(false))).await;
     assert!(err.is_err());
     // And a self-signed server when verification is on.
-    let err = exchange(ListenerSpec::Tls(ServerTls::default()), DialerSpec::Tls(ours.client(false))).await;
+    let err = exchange(ListenerKind::Tls(TlsServerSettings::default()), DialerKind::Tls(ours.client(false))).await;
     assert!(err.is_err());
 }
 
 #[tokio::test]
 async fn mutual_tls() {
     let pki = Pki::new("mtls");
-    exchange(ListenerSpec::Tls(pki.server(true)), DialerSpec::Tls(pki.client(true))).await.unwrap();
-    let refused = exchange(ListenerSpec::Tls(pki.server(true)), DialerSpec::Tls(pki.client(false))).await;
+    exchange(ListenerKind::Tls(pki.server(true)), DialerKind::Tls(pki.client(true))).await.unwrap();
+    let refused = exchange(ListenerKind::Tls(pki.server(true)), DialerKind::Tls(pki.client(false))).await;
     assert!(refused.is_err(), "a client without a certificate got through");
 }
 
@@ -148,8 +148,8 @@ async fn websocket() {
 async fn websocket_over_tls() {
     let pki = Pki::new("wss");
     exchange(
-        ListenerSpec::Wss { path: "/tunnel".into(), tls: pki.server(false) },
-        DialerSpec::Wss { path: "/tunnel".into(), host: None, tls: pki.client(false) },
+        ListenerKind::Wss { path: "/tunnel".into(), tls: pki.server(false) },
+        DialerKind::Wss { path: "/tunnel".into(), host: None, tls: pki.client(false) },
     )
     .await
     .unwrap();
@@ -157,13 +157,13 @@ async fn websocket_over_tls() {
 
 #[tokio::test]
 async fn bad_tls_files_fail_at_bind() {
-    let missing = ServerTls {
+    let missing = TlsServerSettings {
         cert_file: Some("/nonexistent/cert.pem".into()),
         key_file: Some("/nonexistent/key.pem".into()),
         ca_file: None,
     };
     let err =
-        Listener::bind(ListenAddr { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0 }, &ListenerSpec::Tls(missing))
+        Listener::bind(ListenAddr { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0 }, &ListenerKind::Tls(missing))
             .unwrap_err()
             .to_string();
     assert!(err.contains("/nonexistent/cert.pem"), "{err}");

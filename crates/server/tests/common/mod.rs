@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rgost_config::ListenAddr;
+use rgost_config::{ListenAddr, ListenerKind};
 use rgost_relay::{Addr, DecodeError, Request, Response, Status, TunnelId, frame};
 use rgost_routing::{Route, RouteTable};
 use rgost_server::{Router, Server, Settings};
-use rgost_transport::{Listener, ListenerSpec};
+use rgost_transport::Listener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -67,7 +67,7 @@ impl Drop for Running {
 
 pub fn start(settings: Settings) -> Running {
     let listener =
-        Listener::bind(ListenAddr { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0 }, &ListenerSpec::Tcp)
+        Listener::bind(ListenAddr { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0 }, &ListenerKind::Tcp)
             .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = Server::new(settings);
