@@ -43,6 +43,7 @@ usage: bash bench/run.sh [options]
   --skip-lookup     skip the route lookup micro-benchmark
   --only WHAT       run only one part: tunnel, loadgen or lookup
   --out FILE        where to write the report (default BENCHMARKS.md; smoke: a temp file)
+Environment: RGOST_BIN=PATH benchmarks that rgost binary instead of the fresh build.
 EOF
 }
 
@@ -112,7 +113,8 @@ fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 log "building rgost and rgost-loadgen (release)"
 cargo build --release -q -p rgost -p rgost-loadgen
-RGOST=$TARGET/release/rgost
+# RGOST_BIN runs another build of rgost (e.g. to compare two commits).
+RGOST=${RGOST_BIN:-$TARGET/release/rgost}
 LOADGEN=$TARGET/release/rgost-loadgen
 if [ ! -x "$RGOST" ] || [ ! -x "$LOADGEN" ]; then echo "build produced no binaries in $TARGET/release" >&2; exit 1; fi
 

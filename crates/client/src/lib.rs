@@ -16,21 +16,15 @@ pub mod backoff;
 pub mod handshake;
 pub mod session;
 
-use std::sync::Arc;
-
-use bytes::{Bytes, BytesMut};
 use rgost_config::TunService;
 use rgost_relay::{Addr, Host};
 use rgost_transport::Dialer;
 use rgost_tun::{RecvBatch, Tun, TunConfig, TunError, TunRoute};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-
-/// Packets read from the TUN device waiting for the connection.
-const TUN_QUEUE: usize = 256;
+use crate::session::SessionEnd;
 
 /// Whether TUN segmentation offload is used unless `RGOST_TUN_OFFLOAD` says otherwise.
 const OFFLOAD_DEFAULT: bool = true;
@@ -124,37 +118,23 @@ impl Client {
     /// connection and removes the device and its routes.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ClientError> {
         let Client { service, dialers, tun } = self;
-        let tun = Arc::new(tun);
-        let (tx, mut rx) = mpsc::channel(TUN_QUEUE);
-        let stop_reader = shutdown.child_token();
-        let reader = tokio::spawn(read_tun(Arc::clone(&tun), tx, stop_reader.clone()));
-
-        let read_result = tokio::select! {
-            () = connect_loop(&service, &dialers, &tun, &mut rx, &shutdown) => Ok(()),
-            r = reader => r.unwrap_or(Ok(())),
-        };
-        stop_reader.cancel();
+        let result = connect_loop(&service, &dialers, &tun, &shutdown).await;
         let name = tun.name().to_owned();
-        match Arc::try_unwrap(tun) {
-            Ok(tun) => tun.close().await?,
-            Err(_) => {
-                tracing::warn!(device = %name, "TUN device still in use; it goes when the process exits")
-            }
-        }
+        tun.close().await?;
         tracing::info!(device = %name, "TUN device removed");
-        read_result.map_err(|source| ClientError::TunRead { name, source })
+        result.map_err(|source| ClientError::TunRead { name, source })
     }
 }
 
-/// Keeps a session up until shutdown.
+/// Keeps a session up until shutdown; fails only if the device does.
 async fn connect_loop(
     service: &TunService,
     dialers: &[Dialer],
     tun: &Tun,
-    rx: &mut mpsc::Receiver<Bytes>,
     shutdown: &CancellationToken,
-) {
+) -> Result<(), std::io::Error> {
     let mut backoff = Backoff::default();
+    let mut tun_batch = RecvBatch::new(tun.mtu());
     let src = source_addr(service);
     let nodes = &service.chain.nodes;
     let mut next_node = 0;
@@ -163,10 +143,10 @@ async fn connect_loop(
         let (Some(node), Some(dialer)) = (nodes.get(index), dialers.get(index)) else {
             tracing::error!("chain {} has no nodes", service.chain.name);
             shutdown.cancelled().await;
-            return;
+            return Ok(());
         };
         let attempt = tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return Ok(()),
             r = handshake::connect(node, dialer, &service.host, src.clone()) => r,
         };
         // While nothing listens (a restarting server) retries stay frequent.
@@ -179,11 +159,14 @@ async fn connect_loop(
                     "connected to router server"
                 );
                 let started = Instant::now();
-                // Packets read while disconnected are stale: drop them.
-                while rx.try_recv().is_ok() {}
-                let end = session::relay(connected, tun, rx, shutdown).await;
-                if shutdown.is_cancelled() {
-                    return;
+                // Packets queued while disconnected are stale: drop them.
+                session::drain_tun(tun, &mut tun_batch).await?;
+                let end = session::relay(connected, tun, &mut tun_batch, shutdown).await;
+                match end {
+                    SessionEnd::Shutdown => return Ok(()),
+                    SessionEnd::Tun(e) => return Err(e),
+                    _ if shutdown.is_cancelled() => return Ok(()),
+                    _ => {}
                 }
                 tracing::warn!(host = %service.host, remote = %node.addr, reason = %end, "connection lost");
                 if started.elapsed() >= backoff::HEALTHY_SESSION {
@@ -200,7 +183,7 @@ async fn connect_loop(
         let delay = backoff.next_delay_capped(cap);
         tracing::debug!(?delay, "reconnecting after delay");
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(delay) => {}
         }
     }
@@ -224,45 +207,4 @@ fn source_addr(service: &TunService) -> Addr {
         None => Host::Ipv4(std::net::Ipv4Addr::UNSPECIFIED),
     };
     Addr { host, port: 0 }
-}
-
-/// Reads packets from the device into the queue; when the queue is full (no
-/// connection, or it is slower than the device) packets are dropped.
-async fn read_tun(tun: Arc<Tun>, tx: mpsc::Sender<Bytes>, stop: CancellationToken) -> std::io::Result<()> {
-    let mut batch = RecvBatch::new(tun.mtu());
-    let mut chunk = BytesMut::new();
-    let mut dropped: u64 = 0;
-    loop {
-        let read = tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            r = tun.recv_batch(&mut batch) => r,
-        };
-        if let Err(e) = read {
-            if batch.split_failed() {
-                // One malformed super-packet: lose it, keep reading.
-                tracing::debug!(error = %e, "TUN GSO packet dropped");
-                continue;
-            }
-            return Err(e);
-        }
-        for packet in batch.packets() {
-            if packet.is_empty() {
-                continue;
-            }
-            if chunk.capacity() - chunk.len() < packet.len() {
-                chunk.reserve(64 * 1024);
-            }
-            chunk.extend_from_slice(packet);
-            match tx.try_send(chunk.split().freeze()) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    dropped += 1;
-                    if dropped.is_power_of_two() {
-                        tracing::debug!(dropped, "TUN packets dropped: no connection or it is too slow");
-                    }
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
-            }
-        }
-    }
 }

@@ -1,15 +1,18 @@
 //! One connected session: TUN packets out as frames, frames in as TUN packets.
 
-use bytes::Bytes;
+use std::convert::Infallible;
+
+use futures_util::FutureExt;
 use rgost_transport::{FrameReader, FrameWriter};
-use rgost_tun::{SendBatch, Tun};
-use tokio::sync::mpsc;
+use rgost_tun::{RecvBatch, SendBatch, Tun};
 use tokio_util::sync::CancellationToken;
 
 use crate::handshake::Connected;
 
-/// Packets taken from the TUN queue per write.
-const WRITE_BATCH: usize = 256;
+/// Bytes of frames gathered from the TUN device before one socket write.
+const WRITE_BYTES: usize = 128 * 1024;
+/// TUN reads that are already complete, taken before one socket write.
+const READS_PER_WRITE: usize = 256;
 
 /// How a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -24,13 +27,55 @@ pub enum SessionEnd {
     /// Shutting down.
     #[error("shutting down")]
     Shutdown,
+    /// Reading the TUN device failed: the client cannot go on.
+    #[error("reading the TUN device: {0}")]
+    Tun(#[source] std::io::Error),
+}
+
+/// The outcome of reading the device.
+enum TunRead {
+    /// A batch of packets is in the buffer.
+    Packets,
+    /// One malformed super-packet was lost; keep reading.
+    Lost,
+}
+
+/// Reads one batch from the device, telling a lost super-packet from a device failure.
+async fn read_tun(tun: &Tun, batch: &mut RecvBatch) -> Result<TunRead, std::io::Error> {
+    match tun.recv_batch(batch).await {
+        Ok(_) => Ok(TunRead::Packets),
+        Err(e) if batch.split_failed() => {
+            tracing::debug!(error = %e, "TUN GSO packet dropped");
+            Ok(TunRead::Lost)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Discards what the device queued while there was no connection: stale
+/// packets (bounded, so a flooding device cannot hold up the session).
+pub async fn drain_tun(tun: &Tun, batch: &mut RecvBatch) -> Result<(), std::io::Error> {
+    for _ in 0..4096 {
+        match read_tun(tun, batch).now_or_never() {
+            Some(r) => r?,
+            None => break,
+        };
+    }
+    Ok(())
 }
 
 /// Relays until the connection ends or `shutdown` fires.
+///
+/// The device is read in the same task that writes the connection: every
+/// TUN read that is already complete goes into one socket write, packets are
+/// copied once (from the read buffer into the frame buffer), and no packet
+/// crosses a channel or wakes another thread. While the connection is
+/// slower than the device, the device's own queue fills and the kernel
+/// drops there, as it would for any full interface.
 pub async fn relay(
     connected: Connected,
     tun: &Tun,
-    rx: &mut mpsc::Receiver<Bytes>,
+    tun_batch: &mut RecvBatch,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
     let Connected { conn, initial, .. } = connected;
@@ -54,24 +99,43 @@ pub async fn relay(
             }
         }
     };
-    let outbound = async {
-        let mut out = FrameWriter::default();
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
-        loop {
-            if rx.recv_many(&mut batch, WRITE_BATCH).await == 0 {
-                return Ok::<_, std::io::Error>(());
-            }
-            out.write_all(&mut writer, &batch).await?;
-            batch.clear();
-            if rx.is_empty() {
-                out.shrink();
-            }
-        }
-    };
+    let outbound = pump_tun(tun, tun_batch, &mut writer);
     tokio::select! {
         () = shutdown.cancelled() => SessionEnd::Shutdown,
         r = inbound => r.map_or_else(SessionEnd::Io, |()| SessionEnd::Closed),
-        r = outbound => r.map_or_else(SessionEnd::Io, |()| SessionEnd::Closed),
+        r = outbound => match r { Err(end) => end },
+    }
+}
+
+/// Device to connection: every TUN read that is already complete goes into
+/// one socket write. Returns only on failure.
+async fn pump_tun(
+    tun: &Tun,
+    tun_batch: &mut RecvBatch,
+    writer: &mut rgost_transport::WriteHalf,
+) -> Result<Infallible, SessionEnd> {
+    let mut out = FrameWriter::default();
+    loop {
+        let mut read = read_tun(tun, tun_batch).await.map_err(SessionEnd::Tun)?;
+        let mut reads = 1;
+        loop {
+            if let TunRead::Packets = read {
+                for packet in tun_batch.packets().filter(|p| !p.is_empty()) {
+                    if !out.push(packet) {
+                        tracing::debug!(len = packet.len(), "TUN packet too long for a frame: dropped");
+                    }
+                }
+            }
+            if out.buffered() >= WRITE_BYTES || reads == READS_PER_WRITE {
+                break;
+            }
+            read = match read_tun(tun, tun_batch).now_or_never() {
+                Some(r) => r.map_err(SessionEnd::Tun)?,
+                None => break,
+            };
+            reads += 1;
+        }
+        out.flush(writer).await.map_err(SessionEnd::Io)?;
     }
 }
 
