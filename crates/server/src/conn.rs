@@ -173,11 +173,12 @@ impl Server {
                 Some(Router::Table(table)) => Some(table.load()),
                 _ => None,
             };
+            let mut memo = forward::Memo::default();
             let now = Instant::now();
             let mut forwarded = 0;
             while let Some(packet) = frames.next_packet() {
                 let verdict = match (&table, namespace.plugin()) {
-                    (Some(table), _) => forward::route(&packet, table, &hosts, origin),
+                    (Some(table), _) => forward::route(&packet, table, &mut memo, &hosts, origin),
                     (None, Some(plugin)) => {
                         match self.route_by_plugin(namespace, plugin, &mut local, &hosts, &packet, now) {
                             Some(verdict) => verdict,

@@ -1,5 +1,8 @@
 //! Where one packet goes: pure decisions, no I/O.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use rgost_relay::ip::IpHeader;
 use rgost_routing::RouteTable;
 
@@ -24,24 +27,52 @@ pub struct Origin<'a> {
     pub strict_source: bool,
 }
 
+/// The last (source, destination) pair routed through one table snapshot
+/// and where it led. Consecutive packets of a flow (most of a read batch)
+/// then cost no route lookup at all.
+#[derive(Debug, Default)]
+pub struct Memo<'t> {
+    last: Option<(Addrs, Result<&'t Arc<str>, DropReason>)>,
+}
+
+/// A packet's source and destination.
+type Addrs = (IpAddr, IpAddr);
+
 /// Routes `packet` by its destination through `table` to a connection of
 /// the gateway host in `hosts`. Packets of one flow always go to the same
-/// connection while it is registered (see [`pick`]).
+/// connection while it is registered (see [`pick`]). `memo` must be used
+/// with this one `table` only.
 ///
 /// With `origin.strict_source`, a packet whose source address does not
 /// route back to the sending host is dropped as spoofed, as OpenVPN's iroute
 /// check does: a host may only send from addresses the router gives it.
-pub fn route<'a>(packet: &[u8], table: &RouteTable, hosts: &'a HostMap, origin: Origin<'_>) -> Verdict<'a> {
+pub fn route<'a, 't>(
+    packet: &[u8],
+    table: &'t RouteTable,
+    memo: &mut Memo<'t>,
+    hosts: &'a HostMap,
+    origin: Origin<'_>,
+) -> Verdict<'a> {
     let header = match parse(packet) {
         Ok(header) => header,
         Err(reason) => return Verdict::Drop(reason),
     };
-    if origin.strict_source && table.lookup(header.src()).is_none_or(|gw| gw.as_ref() != origin.host) {
-        return Verdict::Drop(DropReason::Spoofed);
-    }
-    match table.lookup(header.dst()) {
-        Some(gateway) => to_gateway(hosts, gateway, header.flow_hash()),
-        None => Verdict::Drop(DropReason::NoRoute),
+    let key = (header.src(), header.dst());
+    let gateway = match memo.last {
+        Some((last, gateway)) if last == key => gateway,
+        _ => {
+            let gateway = if origin.strict_source && table.lookup(key.0).is_none_or(|gw| gw.as_ref() != origin.host) {
+                Err(DropReason::Spoofed)
+            } else {
+                table.lookup(key.1).ok_or(DropReason::NoRoute)
+            };
+            memo.last = Some((key, gateway));
+            gateway
+        }
+    };
+    match gateway {
+        Ok(gateway) => to_gateway(hosts, gateway, header.flow_hash()),
+        Err(reason) => Verdict::Drop(reason),
     }
 }
 
@@ -87,6 +118,41 @@ mod tests {
 
     fn peers(ids: &[u64]) -> Vec<Peer> {
         ids.iter().map(|&id| Peer { id, tx: mpsc::channel(1).0 }).collect()
+    }
+
+    /// A minimal IPv4 header from `src` to `dst`.
+    fn ipv4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0];
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p
+    }
+
+    fn delivered_to(verdict: Verdict<'_>) -> Result<u64, DropReason> {
+        match verdict {
+            Verdict::Deliver(peer) => Ok(peer.id),
+            Verdict::Drop(reason) => Err(reason),
+        }
+    }
+
+    #[test]
+    fn the_memo_never_lets_a_spoofed_packet_through() {
+        let table = RouteTable::new([
+            rgost_routing::Route::parse("10.0.0.1", "h1").unwrap(),
+            rgost_routing::Route::parse("10.0.0.2", "h2").unwrap(),
+        ]);
+        let mut hosts = HostMap::new();
+        hosts.insert(Arc::from("h1"), peers(&[1]).into_boxed_slice());
+        hosts.insert(Arc::from("h2"), peers(&[2]).into_boxed_slice());
+        let origin = Origin { host: "h1", strict_source: true };
+        let mut memo = Memo::default();
+        let mut send = |src, dst| delivered_to(route(&ipv4(src, dst), &table, &mut memo, &hosts, origin));
+        assert_eq!(send([10, 0, 0, 1], [10, 0, 0, 2]), Ok(2));
+        assert_eq!(send([10, 0, 0, 1], [10, 0, 0, 2]), Ok(2), "memo hit");
+        assert_eq!(send([10, 0, 0, 2], [10, 0, 0, 2]), Err(DropReason::Spoofed), "same dst, other src");
+        assert_eq!(send([10, 0, 0, 2], [10, 0, 0, 2]), Err(DropReason::Spoofed), "memo hit");
+        assert_eq!(send([10, 0, 0, 1], [10, 0, 0, 9]), Err(DropReason::NoRoute));
+        assert_eq!(send([10, 0, 0, 1], [10, 0, 0, 1]), Ok(1));
     }
 
     #[test]
