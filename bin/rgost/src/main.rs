@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use rgost_client::Client;
-use rgost_config::{Loaded, ServiceKind};
+use rgost_config::{Config, Loaded, ServiceKind};
 use rgost_server::Server;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -37,11 +37,15 @@ fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .and_then(|rt| rt.block_on(run(cli)));
+    let result = rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)
+        .map_err(anyhow::Error::from)
+        .and_then(|loaded| {
+            runtime_for(&loaded.config)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(run(loaded))
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -52,8 +56,17 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Loaded { config, warnings } = rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)?;
+/// A process that only runs TUN clients gets one thread: each client is a
+/// single task, and on one thread its packets never wait for another
+/// thread to wake up (a wake-up across CPUs costs tens of microseconds on
+/// virtual machines, each hop of a round trip). A router server serves
+/// many connections and uses a thread per core.
+fn runtime_for(config: &Config) -> tokio::runtime::Builder {
+    let serves = config.services.iter().any(|s| matches!(s.kind, ServiceKind::Router(_)));
+    if serves { tokio::runtime::Builder::new_multi_thread() } else { tokio::runtime::Builder::new_current_thread() }
+}
+
+async fn run(Loaded { config, warnings }: Loaded) -> anyhow::Result<()> {
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
