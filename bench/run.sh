@@ -108,6 +108,11 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# Optional: perf measures the machine's wake-up cost (see wake_cost).
+if ! command -v perf >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null 2>&1 ||
+        log "linux-perf not installed: the wake-up cost is not measured"
+fi
 
 # ---------------------------------------------------------------- build
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -206,6 +211,18 @@ GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD 2>/dev/null || GIT_REV="$GIT_REV (with uncommitted changes)"
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 BUSY_BEFORE=$(quiet_sample)
+# What one wake-up of a sleeping process costs here: a pipe ping-pong between
+# two processes (two wake-ups per round trip), as the scheduler places them
+# (on an idle machine: different CPUs) and pinned to one CPU. Every hop of a
+# packet through a userspace tunnel pays at least one such wake-up when idle.
+wake_cost() {
+    command -v perf >/dev/null || { echo "not measured (no perf)"; return; }
+    local any one
+    any=$(perf bench sched pipe -l 20000 2>/dev/null | awk '/usecs\/op/{print $1}')
+    one=$(taskset -c 0 perf bench sched pipe -l 20000 2>/dev/null | awk '/usecs\/op/{print $1}')
+    echo "pipe round trip between two processes (perf bench sched pipe): ${any:-NA} us as placed by the scheduler, ${one:-NA} us both on one CPU"
+}
+WAKE_COST=$(wake_cost)
 TOP_BEFORE=$(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{printf "%s %s%%; ", $2, $1}')
 log "machine: $NPROC x $CPU_MODEL, kernel $KERNEL; before the run: $BUSY_BEFORE"
 
