@@ -176,6 +176,7 @@ impl Server {
             let mut memo = forward::Memo::default();
             let now = Instant::now();
             let mut forwarded = 0;
+            let mut full = false;
             while let Some(packet) = frames.next_packet() {
                 let verdict = match (&table, namespace.plugin()) {
                     (Some(table), _) => forward::route(&packet, table, &mut memo, &hosts, origin),
@@ -190,7 +191,10 @@ impl Server {
                 match verdict {
                     Verdict::Deliver(peer) => match peer.tx.try_send(packet) {
                         Ok(()) => forwarded += 1,
-                        Err(mpsc::error::TrySendError::Full(_)) => self.stats.drop_packet(DropReason::QueueFull),
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            full = true;
+                            self.stats.drop_packet(DropReason::QueueFull);
+                        }
                         Err(mpsc::error::TrySendError::Closed(_)) => self.stats.drop_packet(DropReason::Closed),
                     },
                     Verdict::Drop(reason) => {
@@ -202,6 +206,12 @@ impl Server {
             drop((hosts, table));
             if forwarded > 0 {
                 self.stats.forwarded(forwarded);
+            }
+            if full {
+                // A queue filled up: let its writer run before reading more.
+                // A sender that always has data must not starve the writers
+                // (they wait behind this task on its thread otherwise).
+                tokio::task::yield_now().await;
             }
             if !frames.fill(&mut reader).await? {
                 return Ok(());
