@@ -77,7 +77,10 @@ impl Server {
             }
         };
         let Associate { host, router_id, src } = associate;
-        let initial = buf.split_off(used);
+        // Frames that came with the request; the request's buffer goes now,
+        // not at the end of the connection.
+        let frames = FrameReader::with_initial(buf.get(used..).unwrap_or_default());
+        drop(buf);
 
         let (tx, rx) = mpsc::channel(self.settings.queue_packets.max(1));
         let peer = Peer { id: self.namespaces.next_peer_id(), tx };
@@ -108,7 +111,7 @@ impl Server {
             tracing::warn!(parent: &span, "no router for this namespace and no default router: its packets have no route");
         }
 
-        self.relay(reg, reader, writer, rx, &initial, shutdown).instrument(span).await;
+        self.relay(reg, reader, writer, rx, frames, shutdown).instrument(span).await;
     }
 
     /// GOST's order of checks after the version: authentication, command,
@@ -141,13 +144,13 @@ impl Server {
         reader: ReadHalf,
         writer: WriteHalf,
         rx: mpsc::Receiver<Bytes>,
-        initial: &[u8],
+        frames: FrameReader,
         shutdown: CancellationToken,
     ) {
         let done = shutdown.child_token();
         let writer_task = tokio::spawn(write_queue(writer, rx, done.clone()));
         let result = tokio::select! {
-            r = self.read_frames(&reg, reader, initial) => r,
+            r = self.read_frames(&reg, reader, frames) => r,
             () = done.cancelled() => Ok(()),
         };
         // Remove the connection first, so no packet is queued for it any more.
@@ -161,10 +164,14 @@ impl Server {
     }
 
     /// Reads frames until end of stream and routes each packet.
-    async fn read_frames(&self, reg: &Registration, mut reader: ReadHalf, initial: &[u8]) -> std::io::Result<()> {
+    async fn read_frames(
+        &self,
+        reg: &Registration,
+        mut reader: ReadHalf,
+        mut frames: FrameReader,
+    ) -> std::io::Result<()> {
         let namespace = &reg.namespace;
         let origin = Origin { host: &reg.host, strict_source: self.settings.strict_source };
-        let mut frames = FrameReader::with_initial(initial);
         let mut local = LocalCache::default();
         loop {
             // One snapshot of hosts and routes per read batch.

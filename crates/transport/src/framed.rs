@@ -17,7 +17,7 @@ use rgost_relay::frame::{self, FrameStatus};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Smallest read buffer (an idle connection's footprint).
-const MIN_CHUNK: usize = 1024;
+const MIN_CHUNK: usize = 256;
 /// Largest read chunk. Kept under glibc's mmap threshold (128 KiB): a buffer still
 /// pinned by queued packets is replaced by a fresh one, and large ones would
 /// each cost an mmap, page faults and an munmap.
