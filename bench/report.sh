@@ -102,7 +102,8 @@ loadgen_section() {
         echo
     fi
     if [ -n "$(lg stall-stalled mode)" ]; then
-        echo "Stalled receiver: $(lg stall-none clients) clients in pairs; then one extra client that every sender also"
+        echo "Stalled receiver (stall-X-N: repetition N; stall-X: the repetition with the median Gb/s):"
+        echo "$(lg stall-none clients) clients in pairs; then one extra client that every sender also"
         echo "addresses (every 8th packet) and that reads (\`reading\`) or registers and never reads (\`stalled\`)."
         echo "Throughput of the pairs: none $(lg stall-none gbps) Gb/s, extra reading $(lg stall-reading gbps) Gb/s,"
         echo "extra stalled $(lg stall-stalled gbps) Gb/s (stalled / reading = $(ratio "$(lg stall-stalled gbps)" "$(lg stall-reading gbps)"))."
