@@ -9,6 +9,17 @@ med() { awk -F'\t' -v p="$1" -v m="$2" '$1==p && $3==m && $4!="NA" && $4!="null"
 reps_of() { awk -F'\t' -v p="$1" -v m="$2" '$1==p && $3==m {v=$4; if (v ~ /^[0-9.eE+-]+$/) v=sprintf("%.3f", v); printf "%s%s", (n++ ? ", " : ""), v}' "$RESULTS"; }
 # A loadgen value.
 lg() { awk -F'\t' -v s="$1" -v k="$2" '$1==s && $2==k {print $3; exit}' "$LGRESULTS"; }
+# Per repetition of the stalled-receiver test: pairs' Gb/s with the extra
+# client stalled / with it reading.
+stall_ratios() {
+    local r=1 out=()
+    while [ -n "$(lg "stall-stalled-$r" gbps)" ]; do
+        out+=("$(ratio "$(lg "stall-stalled-$r" gbps)" "$(lg "stall-reading-$r" gbps)")")
+        r=$((r + 1))
+    done
+    echo "${out[*]}"
+}
+stall_ratio_median() { stall_ratios | tr ' ' '\n' | grep -v '^NA$' | grep . | stats | cut -d' ' -f1; }
 # Number formatting; NA passes through.
 fmt() { awk -v v="$1" -v f="${2:-%.2f}" 'BEGIN{if (v=="" || v=="NA") print "NA"; else printf f, v}'; }
 # a / b, NA-safe.
@@ -101,12 +112,11 @@ loadgen_section() {
         echo "$(lg idle rss_before_kib) KiB to $(lg idle rss_after_kib) KiB: **$(lg idle per_conn_bytes) bytes per connection**."
         echo
     fi
-    if [ -n "$(lg stall-stalled mode)" ]; then
-        echo "Stalled receiver (stall-X-N: repetition N; stall-X: the repetition with the median Gb/s):"
-        echo "$(lg stall-none clients) clients in pairs; then one extra client that every sender also"
-        echo "addresses (every 8th packet) and that reads (\`reading\`) or registers and never reads (\`stalled\`)."
-        echo "Throughput of the pairs: none $(lg stall-none gbps) Gb/s, extra reading $(lg stall-reading gbps) Gb/s,"
-        echo "extra stalled $(lg stall-stalled gbps) Gb/s (stalled / reading = $(ratio "$(lg stall-stalled gbps)" "$(lg stall-reading gbps)"))."
+    if [ -n "$(lg stall-stalled-1 mode)" ]; then
+        echo "Stalled receiver (stall-X-N: repetition N): $(lg stall-none-1 clients) clients in pairs; then one extra client"
+        echo "that every sender also addresses (every 8th packet) and that reads (\`reading\`) or registers and never"
+        echo "reads (\`stalled\`). Throughput of the pairs, stalled / reading, per repetition: $(stall_ratios | sed 's/ /, /g');"
+        echo "median $(stall_ratio_median)."
         echo
     fi
 }
@@ -134,8 +144,8 @@ targets_section() {
     if [ "$DO_LOADGEN" = 1 ]; then
         r=$(lg idle per_conn_bytes)
         echo "| server RSS per idle connection <= 16 KiB at 10,000 | $(fmt "$r" %.0f) bytes at $(lg idle conns) connections | $(check "$r" le 16384) |"
-        r=$(ratio "$(lg stall-stalled gbps)" "$(lg stall-reading gbps)")
-        echo "| a stalled receiver costs the other flows <= 5% | stalled / reading = $(fmt "$r" %.3f) (pairs only, no extra: $(lg stall-none gbps) Gb/s) | $(check "$r" ge 0.95) |"
+        r=$(stall_ratio_median)
+        echo "| a stalled receiver costs the other flows <= 5% | stalled / reading = $(fmt "$r" %.3f) (median of $(stall_ratios | wc -w) interleaved repetitions: $(stall_ratios | sed 's/ /, /g')) | $(check "$r" ge 0.95) |"
     fi
     if [ "$DO_LOOKUP" = 1 ] && [ -n "${LOOKUP_MEDIANS:-}" ]; then
         echo "| route lookup <= 200 ns median at 1M routes | $LOOKUP_MEDIANS | $LOOKUP_MET |"
