@@ -163,7 +163,6 @@ async fn connect_loop(
                 session::drain_tun(tun, &mut tun_batch).await?;
                 let end = session::relay(connected, tun, &mut tun_batch, shutdown).await;
                 match end {
-                    SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Tun(e) => return Err(e),
                     _ if shutdown.is_cancelled() => return Ok(()),
                     _ => {}

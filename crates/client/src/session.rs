@@ -32,21 +32,14 @@ pub enum SessionEnd {
     Tun(#[source] std::io::Error),
 }
 
-/// The outcome of reading the device.
-enum TunRead {
-    /// A batch of packets is in the buffer.
-    Packets,
-    /// One malformed super-packet was lost; keep reading.
-    Lost,
-}
-
-/// Reads one batch from the device, telling a lost super-packet from a device failure.
-async fn read_tun(tun: &Tun, batch: &mut RecvBatch) -> Result<TunRead, std::io::Error> {
+/// Reads one batch from the device. A super-packet that cannot be split is
+/// lost on its own (the batch is then empty); only a device failure is an error.
+async fn read_tun(tun: &Tun, batch: &mut RecvBatch) -> Result<(), std::io::Error> {
     match tun.recv_batch(batch).await {
-        Ok(_) => Ok(TunRead::Packets),
+        Ok(_) => Ok(()),
         Err(e) if batch.split_failed() => {
             tracing::debug!(error = %e, "TUN GSO packet dropped");
-            Ok(TunRead::Lost)
+            Ok(())
         }
         Err(e) => Err(e),
     }
@@ -59,7 +52,7 @@ pub async fn drain_tun(tun: &Tun, batch: &mut RecvBatch) -> Result<(), std::io::
         match read_tun(tun, batch).now_or_never() {
             Some(r) => r?,
             None => break,
-        };
+        }
     }
     Ok(())
 }
@@ -116,23 +109,21 @@ async fn pump_tun(
 ) -> Result<Infallible, SessionEnd> {
     let mut out = FrameWriter::default();
     loop {
-        let mut read = read_tun(tun, tun_batch).await.map_err(SessionEnd::Tun)?;
+        read_tun(tun, tun_batch).await.map_err(SessionEnd::Tun)?;
         let mut reads = 1;
         loop {
-            if let TunRead::Packets = read {
-                for packet in tun_batch.packets().filter(|p| !p.is_empty()) {
-                    if !out.push(packet) {
-                        tracing::debug!(len = packet.len(), "TUN packet too long for a frame: dropped");
-                    }
+            for packet in tun_batch.packets().filter(|p| !p.is_empty()) {
+                if !out.push(packet) {
+                    tracing::debug!(len = packet.len(), "TUN packet too long for a frame: dropped");
                 }
             }
             if out.buffered() >= WRITE_BYTES || reads == READS_PER_WRITE {
                 break;
             }
-            read = match read_tun(tun, tun_batch).now_or_never() {
+            match read_tun(tun, tun_batch).now_or_never() {
                 Some(r) => r.map_err(SessionEnd::Tun)?,
                 None => break,
-            };
+            }
             reads += 1;
         }
         out.flush(writer).await.map_err(SessionEnd::Io)?;

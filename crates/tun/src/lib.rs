@@ -2,13 +2,14 @@
 //!
 //! [`Tun::create`] makes a device, gives it its addresses and MTU, brings it
 //! up and installs its routes; [`Tun::close`] removes the routes and the
-//! device. Packets are read and written one at a time through `&self`, so
-//! one `Arc<Tun>` serves a reader task and a writer task.
+//! device. Packets are read and written through `&self`, one at a time or
+//! in batches ([`Tun::recv_batch`], [`Tun::send_batch`]), so a reader and a
+//! writer can share one device.
 //!
 //! The device is opened with tun-rs (no packet information header).
-//! Everything else
-//! (MTU, addresses, link state, routes) goes through rtnetlink, in the
-//! network namespace of the thread that calls [`Tun::create`].
+//! Everything else (MTU, addresses, link state, routes) goes through
+//! rtnetlink, in the network namespace of the thread that calls
+//! [`Tun::create`].
 //!
 //! Dropping a [`Tun`] without [`Tun::close`] also removes the device (it is
 //! not persistent, so closing its fd deletes it) and with it every route

@@ -132,17 +132,23 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// An IPv4/UDP packet (UDP checksum 0, i.e. none).
-fn udp4(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+/// An IPv4 header (no options, DF set, TTL 64) with its checksum, for a
+/// packet of `total` bytes carrying protocol `proto`.
+fn ipv4_header(src: SocketAddr, dst: SocketAddr, proto: u8, total: usize) -> Vec<u8> {
     let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else { panic!("IPv4 only") };
-    let total = 20 + 8 + payload.len();
     let mut p = Vec::with_capacity(total);
-    p.extend_from_slice(&[0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&[0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0]);
     p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
     p.extend_from_slice(&s.octets());
     p.extend_from_slice(&d.octets());
     let c = checksum(&p[..20]);
     p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// An IPv4/UDP packet (UDP checksum 0, i.e. none).
+fn udp4(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut p = ipv4_header(src, dst, 17, 20 + 8 + payload.len());
     p.extend_from_slice(&src.port().to_be_bytes());
     p.extend_from_slice(&dst.port().to_be_bytes());
     p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
@@ -399,17 +405,9 @@ fn sum16(data: &[u8]) -> u32 {
 
 /// An IPv4/TCP packet with valid checksums.
 fn tcp4(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: u8, options: &[u8], payload: &[u8]) -> Vec<u8> {
-    let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else { panic!("IPv4 only") };
     assert_eq!(options.len() % 4, 0);
     let tcp_len = 20 + options.len() + payload.len();
-    let total = 20 + tcp_len;
-    let mut p = Vec::with_capacity(total);
-    p.extend_from_slice(&[0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0]);
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p.extend_from_slice(&s.octets());
-    p.extend_from_slice(&d.octets());
-    let c = checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut p = ipv4_header(src, dst, 6, 20 + tcp_len);
     p.extend_from_slice(&src.port().to_be_bytes());
     p.extend_from_slice(&dst.port().to_be_bytes());
     p.extend_from_slice(&seq.to_be_bytes());
@@ -420,7 +418,7 @@ fn tcp4(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: u8, options
     p.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
     p.extend_from_slice(options);
     p.extend_from_slice(payload);
-    let mut sum = sum16(&s.octets()) + sum16(&d.octets()) + 6 + tcp_len as u32 + sum16(&p[20..]);
+    let mut sum = sum16(&p[12..20]) + 6 + tcp_len as u32 + sum16(&p[20..]);
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
