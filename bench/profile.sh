@@ -13,22 +13,8 @@ bin=${CARGO_TARGET_DIR:-$PWD/target}/release/rgost
 command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
 command -v iperf3 >/dev/null || apt-get install -y -qq iperf3 >/dev/null
 
-tag=rgprof$$ work=$(mktemp -d)
-srv=$tag-srv h1=$tag-h1 h2=$tag-h2
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    for ns in "$srv" "$h1" "$h2"; do ip netns del "$ns" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-for ns in "$srv" "$h1" "$h2"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip -n "$srv" link add s1 type veth peer name e0 netns "$h1"
-ip -n "$srv" link add s2 type veth peer name e0 netns "$h2"
-ip -n "$srv" addr add 10.31.1.1/24 dev s1; ip -n "$h1" addr add 10.31.1.2/24 dev e0
-ip -n "$srv" addr add 10.31.2.1/24 dev s2; ip -n "$h2" addr add 10.31.2.2/24 dev e0
-ip -n "$srv" link set s1 up; ip -n "$srv" link set s2 up; ip -n "$h1" link set e0 up; ip -n "$h2" link set e0 up
+source scripts/three-namespaces.sh
+three_namespaces "rgprof$$" 10.31
 cat > "$work/server.yaml" <<YAML
 services:
 - name: s
@@ -48,14 +34,15 @@ ip netns exec "$h2" "$bin" -L "tun:///h2?net=10.9.0.2/24" -F "router://10.31.2.1
 for _ in $(seq 50); do ip netns exec "$h1" ping -c1 -W1 -q 10.9.0.2 >/dev/null 2>&1 && break; sleep 0.2; done
 ip netns exec "$h2" iperf3 -s -1 -p 5301 >/dev/null 2>&1 & pids+=($!)
 sleep 0.3
-ip netns exec "$h1" timeout $((secs + 10)) iperf3 -c 10.9.0.2 -p 5301 -t $((secs + 2)) >"$work/iperf.txt" 2>&1 & pids+=($!)
+ip netns exec "$h1" timeout $((2 * secs + 10)) iperf3 -c 10.9.0.2 -p 5301 -t $((2 * secs + 2)) >"$work/iperf.txt" 2>&1 & pids+=($!)
 sleep 1
-perf record -q -F 999 -g -o "$work/srv.data" -p "$spid" -- sleep "$secs" 2>/dev/null & r1=$!
-perf record -q -F 999 -g -o "$work/cli.data" -p "$c1" -- sleep "$secs" 2>/dev/null & r2=$!
-wait "$r1" "$r2" || true
+# One process after the other: two perf sessions at once lose one of them.
+perf record -q -F 999 -g -o "$work/srv.data" -p "$spid" -- sleep "$secs" 2>/dev/null || true
+perf record -q -F 999 -g -o "$work/cli.data" -p "$c1" -- sleep "$secs" 2>/dev/null || true
 wait "${pids[-1]}" || true
 grep -E "sender|receiver" "$work/iperf.txt" || true
-for who in srv cli; do
-    echo "== $who: top symbols (self time)"
-    perf report -q -i "$work/$who.data" --no-children --sort symbol --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -20
+for who in "router server:srv" "sending client:cli"; do
+    echo "== ${who%:*}: top symbols (self time)"
+    perf report -q -i "$work/${who#*:}.data" --no-children --sort symbol --stdio 2>/dev/null |
+        grep -E "^ +[0-9]" | head -20 || true
 done

@@ -13,25 +13,8 @@ fi
 cargo build --release --locked -p rgost
 bin=$PWD/target/release/rgost
 
-tag=rgdemo$$
-srv=$tag-srv h1=$tag-h1 h2=$tag-h2
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    for ns in "$srv" "$h1" "$h2"; do ip netns del "$ns" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-for ns in "$srv" "$h1" "$h2"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip -n "$srv" link add s1 type veth peer name e0 netns "$h1"
-ip -n "$srv" link add s2 type veth peer name e0 netns "$h2"
-ip -n "$srv" addr add 10.11.1.1/24 dev s1; ip -n "$h1" addr add 10.11.1.2/24 dev e0
-ip -n "$srv" addr add 10.11.2.1/24 dev s2; ip -n "$h2" addr add 10.11.2.2/24 dev e0
-for l in s1 s2; do ip -n "$srv" link set "$l" up; done
-ip -n "$h1" link set e0 up; ip -n "$h2" link set e0 up
+source scripts/three-namespaces.sh
+three_namespaces "rgdemo$$" 10.11
 # A bridge with an address stands in for the LAN behind each host.
 ip -n "$h1" link add lan0 type bridge; ip -n "$h1" addr add 192.168.100.1/24 dev lan0; ip -n "$h1" link set lan0 up
 ip -n "$h2" link add lan0 type bridge; ip -n "$h2" addr add 192.168.200.1/24 dev lan0; ip -n "$h2" link set lan0 up
