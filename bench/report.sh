@@ -85,6 +85,16 @@ tunnel_section() {
         done
     done
     echo
+    if [ -n "${RTT_FLOOR:-}" ]; then
+        echo "### Idle round trip by machine state"
+        echo
+        echo "\`bench/rtt-floor.sh\` after the repetitions: bare and rgost with the processes as the scheduler places"
+        echo "them (as above), all pinned to one CPU (no wake-up crosses CPUs), and with one nice-19 spinner per CPU"
+        echo "(no CPU is idle when a packet arrives; the spinners yield to any other work)."
+        echo
+        echo "$RTT_FLOOR"
+        echo
+    fi
 }
 
 loadgen_section() {

@@ -493,6 +493,20 @@ run_tunnels() {
     done
     b=$(cpu_jiffies)
     BUSY_RUN="machine idle $(idle_pct "$a" "$b")% over the whole tunnel benchmark (our own load included); loadavg after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    run_rtt_floor
+}
+
+# The idle round trip of bare and rgost with the CPUs as placed, pinned to
+# one CPU, and kept busy (bench/rtt-floor.sh): what the idle RTT is made of.
+run_rtt_floor() {
+    log "idle round trip by machine state (bench/rtt-floor.sh)"
+    local pings=200
+    [ "$SMOKE" = 1 ] && pings=20
+    if ! RTT_FLOOR=$(RGOST_BIN=$RGOST timeout 300 bash "$ROOT/bench/rtt-floor.sh" "$pings" 2>"$WORK/rtt-floor.log"); then
+        fail "bench/rtt-floor.sh failed"; tail -n 15 "$WORK/rtt-floor.log" >&2
+    elif grep -q NA <<<"$RTT_FLOOR"; then
+        fail "bench/rtt-floor.sh: a ping series got no reply"
+    fi
 }
 
 # ================================================================ 2. loadgen
