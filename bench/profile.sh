@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where the CPU goes on the rgost path under one saturating TCP stream: perf
-# samples of the router server and of one TUN client while iperf3 runs h1 -> h2
-# through the tunnel. Run as root after `cargo build --release -p rgost`.
+# samples of the router server and of both TUN clients while iperf3 runs
+# h1 -> h2 through the tunnel. Run as root after `cargo build --release -p rgost`.
 # Namespaces and processes are removed on exit; traffic stays inside them.
 #
 #     bash bench/profile.sh [SECONDS]
@@ -30,18 +30,19 @@ YAML
 ip netns exec "$srv" "$bin" -C "$work/server.yaml" 2>"$work/srv.log" & pids+=($!); spid=$!
 sleep 0.5
 ip netns exec "$h1" "$bin" -L "tun:///h1?net=10.9.0.1/24" -F "router://10.31.1.1:8443" 2>"$work/h1.log" & pids+=($!); c1=$!
-ip netns exec "$h2" "$bin" -L "tun:///h2?net=10.9.0.2/24" -F "router://10.31.2.1:8443" 2>"$work/h2.log" & pids+=($!)
+ip netns exec "$h2" "$bin" -L "tun:///h2?net=10.9.0.2/24" -F "router://10.31.2.1:8443" 2>"$work/h2.log" & pids+=($!); c2=$!
 for _ in $(seq 50); do ip netns exec "$h1" ping -c1 -W1 -q 10.9.0.2 >/dev/null 2>&1 && break; sleep 0.2; done
 ip netns exec "$h2" iperf3 -s -1 -p 5301 >/dev/null 2>&1 & pids+=($!)
 sleep 0.3
-ip netns exec "$h1" timeout $((2 * secs + 10)) iperf3 -c 10.9.0.2 -p 5301 -t $((2 * secs + 2)) >"$work/iperf.txt" 2>&1 & pids+=($!)
+ip netns exec "$h1" timeout $((3 * secs + 10)) iperf3 -c 10.9.0.2 -p 5301 -t $((3 * secs + 2)) >"$work/iperf.txt" 2>&1 & pids+=($!)
 sleep 1
 # One process after the other: two perf sessions at once lose one of them.
 perf record -q -F 999 -g -o "$work/srv.data" -p "$spid" -- sleep "$secs" 2>/dev/null || true
 perf record -q -F 999 -g -o "$work/cli.data" -p "$c1" -- sleep "$secs" 2>/dev/null || true
+perf record -q -F 999 -g -o "$work/rcv.data" -p "$c2" -- sleep "$secs" 2>/dev/null || true
 wait "${pids[-1]}" || true
 grep -E "sender|receiver" "$work/iperf.txt" || true
-for who in "router server:srv" "sending client:cli"; do
+for who in "router server:srv" "sending client:cli" "receiving client:rcv"; do
     echo "== ${who%:*}: top symbols (self time)"
     perf report -q -i "$work/${who#*:}.data" --no-children --sort symbol --stdio 2>/dev/null |
         grep -E "^ +[0-9]" | head -20 || true
