@@ -43,6 +43,9 @@ perf record -q -F 999 -g -o "$work/rcv.data" -p "$c2" -- sleep "$secs" 2>/dev/nu
 wait "${pids[-1]}" || true
 grep -E "sender|receiver" "$work/iperf.txt" || true
 for who in "router server:srv" "sending client:cli" "receiving client:rcv"; do
+    echo "== ${who%:*}: samples by binary (kernel, rgost, libc)"
+    perf report -q -i "$work/${who#*:}.data" --no-children --sort dso --stdio 2>/dev/null |
+        grep -E "^ +[0-9]" | head -4 || true
     echo "== ${who%:*}: top symbols (self time)"
     perf report -q -i "$work/${who#*:}.data" --no-children --sort symbol --stdio 2>/dev/null |
         grep -E "^ +[0-9]" | head -20 || true
