@@ -78,7 +78,7 @@ pub async fn relay(
         let mut frames = FrameReader::with_initial(&initial);
         // Everything decoded from one read goes to the device as one batch
         // (with offload on, one GRO pass coalesces it into few writes).
-        let mut batch = SendBatch::default();
+        let mut batch = SendBatch::for_device(tun);
         loop {
             while let Some(packet) = frames.next_packet() {
                 batch.push(&packet);

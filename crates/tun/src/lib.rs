@@ -21,8 +21,11 @@
 //! and TCP (and, if the kernel has it, UDP) segmentation offload, as
 //! wireguard-go does: the kernel hands over GSO super-packets of up to 64 KiB
 //! and accepts coalesced ones. [`Tun::recv_batch`] splits what it reads back
-//! into MTU-sized IP packets and [`Tun::send_batch`] coalesces a batch of
-//! packets (GRO) before writing, so callers only ever see ordinary packets.
+//! into MTU-sized IP packets; a [`SendBatch`] made with
+//! [`SendBatch::for_device`] appends each TCP segment that continues a flow
+//! to that flow's super-packet as it is pushed (our GRO, one copy per
+//! segment, in `gro.rs`), and [`Tun::send_batch`] writes each super-packet
+//! at once. Callers only ever see ordinary packets.
 //! If the kernel refuses offload, the device falls back to plain packets;
 //! [`Tun::offload`] tells which mode is in use. The batch APIs work in both.
 
@@ -37,7 +40,11 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHe
 use rtnetlink::packet_route::route::{RouteMessage, RouteScope};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use tokio::task::JoinHandle;
-use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+use tun_rs::{AsyncDevice, DeviceBuilder, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+
+mod gro;
+
+const _: () = assert!(gro::HDR == VIRTIO_NET_HDR_LEN);
 
 /// Largest IP packet (and GSO super-packet) the device can hand over.
 const MAX_PACKET: usize = 65535;
@@ -343,46 +350,32 @@ impl Tun {
         }
     }
 
-    /// Writes every packet of `batch` and empties it. With offload on, TCP
-    /// (and UDP) segments of one flow are first coalesced into super-packets,
-    /// so a batch of many packets costs few writes. Returns the bytes
-    /// written (headers included).
+    /// Writes every packet of `batch` and empties it: with offload on, a
+    /// super-packet of coalesced TCP segments is one write. Returns the
+    /// bytes written (headers included).
     ///
     /// A packet the kernel rejects does not stop the rest of the batch; the
     /// last such error is returned after all were tried.
     pub async fn send_batch(&self, batch: &mut SendBatch) -> std::io::Result<usize> {
         let len = std::mem::take(&mut batch.len);
-        let Some(bufs) = batch.bufs.get_mut(..len) else {
-            return Ok(0);
-        };
-        if bufs.is_empty() {
-            return Ok(0);
-        }
-        if !self.offload {
-            return self.dev.send_multiple(&mut batch.gro, bufs, VIRTIO_NET_HDR_LEN).await;
-        }
-        // UDP is written packet by packet (behind an empty header): coalesced
-        // UDP costs more than it saves for small datagrams (measured: -20%
-        // packets/s for 64-byte payloads). The rest keeps its order and goes
-        // through GRO. Order between flows may change, never within one.
+        batch.flows.clear();
         let mut total = 0;
         let mut err = None;
-        let mut kept = 0;
-        for i in 0..bufs.len() {
-            let udp = bufs.get(i).and_then(|b| b.get(VIRTIO_NET_HDR_LEN..)).is_some_and(is_udp);
-            if udp {
-                let Some(buf) = bufs.get(i) else { continue };
-                match self.dev.send(buf).await {
-                    Ok(n) => total += n,
-                    Err(e) => err = Some(e),
-                }
+        for (buf, meta) in batch.bufs.iter_mut().zip(&batch.metas).take(len) {
+            let write = if self.offload {
+                gro::finish(buf, meta);
+                buf.get(..)
+            } else if meta.segs > 1 {
+                err = Some(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "super-packet for a device without offload",
+                ));
+                continue;
             } else {
-                bufs.swap(kept, i);
-                kept += 1;
-            }
-        }
-        if let Some(rest) = bufs.get_mut(..kept).filter(|r| !r.is_empty()) {
-            match self.dev.send_multiple(&mut batch.gro, rest, VIRTIO_NET_HDR_LEN).await {
+                buf.get(VIRTIO_NET_HDR_LEN..)
+            };
+            let Some(write) = write else { continue };
+            match self.dev.send(write).await {
                 Ok(n) => total += n,
                 Err(e) => err = Some(e),
             }
@@ -456,15 +449,6 @@ impl Tun {
 
     fn lock_routes(&self) -> std::sync::MutexGuard<'_, Vec<(TunRoute, RouteMessage)>> {
         self.routes.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Whether `packet` is an IPv4 or IPv6 (without extension headers) UDP packet.
-fn is_udp(packet: &[u8]) -> bool {
-    match packet.first().map(|b| b >> 4) {
-        Some(4) => packet.get(9) == Some(&17),
-        Some(6) => packet.get(6) == Some(&17),
-        _ => false,
     }
 }
 
@@ -546,56 +530,88 @@ impl RecvBatch {
 }
 
 /// Packets to write with [`Tun::send_batch`], each stored behind room for a
-/// virtio-net header, plus the GRO state. Buffers are reused between batches.
-/// Not `Sync`: keep one per writer.
+/// virtio-net header. Made for a device with offload ([`SendBatch::for_device`]),
+/// it coalesces TCP segments of one flow into super-packets as they are
+/// pushed (see the crate docs). Buffers are reused between batches.
 pub struct SendBatch {
     bufs: Vec<Vec<u8>>,
+    metas: Vec<gro::Meta>,
     len: usize,
-    gro: GROTable,
+    /// Coalesce TCP segments (the device has offload).
+    coalesce: bool,
+    flows: gro::Flows,
 }
 
 impl fmt::Debug for SendBatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendBatch").field("len", &self.len).finish_non_exhaustive()
+        f.debug_struct("SendBatch").field("len", &self.len).field("coalesce", &self.coalesce).finish_non_exhaustive()
     }
 }
 
 impl Default for SendBatch {
+    /// A batch that writes packets one by one (any device).
     fn default() -> Self {
-        SendBatch { bufs: Vec::with_capacity(SendBatch::CAPACITY), len: 0, gro: GROTable::new() }
+        SendBatch::new(false)
     }
 }
 
 impl SendBatch {
-    /// Packets per batch (one GRO pass); flush when [`SendBatch::is_full`].
+    /// Buffers per batch; flush when [`SendBatch::is_full`].
     pub const CAPACITY: usize = IDEAL_BATCH_SIZE;
 
-    /// Adds a copy of `packet`. Empty packets are ignored. Returns `false`
-    /// (and adds nothing) when the batch is full.
+    fn new(coalesce: bool) -> SendBatch {
+        SendBatch {
+            bufs: Vec::with_capacity(SendBatch::CAPACITY),
+            metas: Vec::with_capacity(SendBatch::CAPACITY),
+            len: 0,
+            coalesce,
+            flows: gro::Flows::default(),
+        }
+    }
+
+    /// A batch for `tun`: coalescing when the device has offload.
+    pub fn for_device(tun: &Tun) -> SendBatch {
+        SendBatch::new(tun.offload)
+    }
+
+    /// Adds a copy of `packet` (appended to its flow's super-packet if it
+    /// continues one). Empty packets are ignored. Returns `false` (and adds
+    /// nothing) when the batch is full.
     pub fn push(&mut self, packet: &[u8]) -> bool {
         if packet.is_empty() {
             return true;
+        }
+        let kind = if self.coalesce { gro::classify(packet) } else { gro::Kind::Unrelated };
+        if let gro::Kind::Candidate(t) = &kind {
+            let (Some(bufs), Some(metas)) = (self.bufs.get_mut(..self.len), self.metas.get_mut(..self.len)) else {
+                return false;
+            };
+            if self.flows.append(bufs, metas, packet, t) {
+                return true;
+            }
         }
         if self.is_full() {
             return false;
         }
         if self.bufs.len() <= self.len {
-            // GRO appends the segments of a flow to its first packet, and only
-            // if that buffer can take a whole super-packet without growing.
-            // The memory is touched only as far as it is used.
-            self.bufs.push(Vec::with_capacity(2 * VIRTIO_NET_HDR_LEN + MAX_PACKET));
+            // A super-packet grows in its first segment's buffer; the memory
+            // is touched only as far as it is used.
+            let cap = if self.coalesce { VIRTIO_NET_HDR_LEN + MAX_PACKET } else { VIRTIO_NET_HDR_LEN + packet.len() };
+            self.bufs.push(Vec::with_capacity(cap));
+            self.metas.push(gro::Meta::default());
         }
-        let Some(buf) = self.bufs.get_mut(self.len) else {
+        let (Some(buf), Some(meta)) = (self.bufs.get_mut(self.len), self.metas.get_mut(self.len)) else {
             return false;
         };
         buf.clear();
         buf.resize(VIRTIO_NET_HDR_LEN, 0);
         buf.extend_from_slice(packet);
+        *meta = self.flows.stored(&kind, packet, self.len);
         self.len += 1;
         true
     }
 
-    /// Packets waiting.
+    /// Buffers waiting (a super-packet counts once).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -605,19 +621,15 @@ impl SendBatch {
         self.len == 0
     }
 
-    /// Whether the batch holds [`SendBatch::CAPACITY`] packets.
+    /// Whether the batch holds [`SendBatch::CAPACITY`] buffers.
     pub fn is_full(&self) -> bool {
         self.len >= Self::CAPACITY
-    }
-
-    /// The waiting packets, without their header room.
-    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
-        self.bufs.iter().take(self.len).filter_map(|b| b.get(VIRTIO_NET_HDR_LEN..))
     }
 
     /// Drops the waiting packets.
     pub fn clear(&mut self) {
         self.len = 0;
+        self.flows.clear();
     }
 }
 
@@ -688,12 +700,14 @@ mod tests {
         assert!(batch.push(&[0x45, 1, 2]));
         assert!(batch.push(&[0x60; 40]));
         assert_eq!(batch.len(), 2);
-        let packets: Vec<&[u8]> = batch.packets().collect();
+        let packets: Vec<&[u8]> = batch.bufs.iter().filter_map(|b| b.get(VIRTIO_NET_HDR_LEN..)).collect();
         assert_eq!(packets, vec![&[0x45, 1, 2][..], &[0x60; 40][..]]);
         for buf in &batch.bufs {
             assert_eq!(buf.get(..VIRTIO_NET_HDR_LEN), Some(&[0u8; VIRTIO_NET_HDR_LEN][..]));
-            assert!(buf.capacity() >= 2 * VIRTIO_NET_HDR_LEN + MAX_PACKET, "GRO needs room to coalesce");
         }
+        let mut coalescing = SendBatch::new(true);
+        assert!(coalescing.push(&[0x45, 1, 2]));
+        assert!(coalescing.bufs.iter().all(|b| b.capacity() >= VIRTIO_NET_HDR_LEN + MAX_PACKET), "room to coalesce");
         batch.clear();
         assert!(batch.is_empty());
         // Reused buffers get a fresh (zeroed) header and only the new packet.
