@@ -15,31 +15,15 @@ command -v iperf3 >/dev/null || apt-get install -y -qq iperf3 >/dev/null
 
 source scripts/three-namespaces.sh
 three_namespaces "rgprof$$" 10.31
-cat > "$work/server.yaml" <<YAML
-services:
-- name: s
-  addr: :8443
-  handler: {type: router, metadata: {router: r}}
-  listener: {type: tcp}
-routers:
-- name: r
-  routes:
-  - {dst: 10.9.0.1, gateway: h1}
-  - {dst: 10.9.0.2, gateway: h2}
-YAML
-ip netns exec "$srv" "$bin" -C "$work/server.yaml" 2>"$work/srv.log" & pids+=($!); spid=$!
-sleep 0.5
-ip netns exec "$h1" "$bin" -L "tun:///h1?net=10.9.0.1/24" -F "router://10.31.1.1:8443" 2>"$work/h1.log" & pids+=($!); c1=$!
-ip netns exec "$h2" "$bin" -L "tun:///h2?net=10.9.0.2/24" -F "router://10.31.2.1:8443" 2>"$work/h2.log" & pids+=($!); c2=$!
-for _ in $(seq 50); do ip netns exec "$h1" ping -c1 -W1 -q 10.9.0.2 >/dev/null 2>&1 && break; sleep 0.2; done
+rgost_tunnel "$bin"
 ip netns exec "$h2" iperf3 -s -1 -p 5301 >/dev/null 2>&1 & pids+=($!)
 sleep 0.3
 ip netns exec "$h1" timeout $((3 * secs + 10)) iperf3 -c 10.9.0.2 -p 5301 -t $((3 * secs + 2)) >"$work/iperf.txt" 2>&1 & pids+=($!)
 sleep 1
 # One process after the other: two perf sessions at once lose one of them.
-perf record -q -F 999 -g -o "$work/srv.data" -p "$spid" -- sleep "$secs" 2>/dev/null || true
-perf record -q -F 999 -g -o "$work/cli.data" -p "$c1" -- sleep "$secs" 2>/dev/null || true
-perf record -q -F 999 -g -o "$work/rcv.data" -p "$c2" -- sleep "$secs" 2>/dev/null || true
+perf record -q -F 999 -g -o "$work/srv.data" -p "$srv_pid" -- sleep "$secs" 2>/dev/null || true
+perf record -q -F 999 -g -o "$work/cli.data" -p "$c1_pid" -- sleep "$secs" 2>/dev/null || true
+perf record -q -F 999 -g -o "$work/rcv.data" -p "$c2_pid" -- sleep "$secs" 2>/dev/null || true
 wait "${pids[-1]}" || true
 grep -E "sender|receiver" "$work/iperf.txt" || true
 for who in "router server:srv" "sending client:cli" "receiving client:rcv"; do

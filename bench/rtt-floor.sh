@@ -22,27 +22,11 @@ cpus=$(nproc)
 
 source scripts/three-namespaces.sh
 three_namespaces "rgfloor$$" 10.34
-cat >"$work/server.yaml" <<YAML
-services:
-- name: s
-  addr: :8443
-  handler: {type: router, metadata: {router: r}}
-  listener: {type: tcp}
-routers:
-- name: r
-  routes:
-  - {dst: 10.9.0.1, gateway: h1}
-  - {dst: 10.9.0.2, gateway: h2}
-YAML
-ip netns exec "$srv" "$bin" -C "$work/server.yaml" 2>"$work/srv.log" & pids+=($!)
-sleep 0.5
-ip netns exec "$h1" "$bin" -L "tun:///h1?net=10.9.0.1/24" -F "router://10.34.1.1:8443" 2>"$work/h1.log" & pids+=($!)
-ip netns exec "$h2" "$bin" -L "tun:///h2?net=10.9.0.2/24" -F "router://10.34.2.1:8443" 2>"$work/h2.log" & pids+=($!)
-tunnel=("${pids[@]}")
+rgost_tunnel "$bin"
+tunnel=("$srv_pid" "$c1_pid" "$c2_pid")
 ip netns exec "$srv" sysctl -qw net.ipv4.ip_forward=1
 ip -n "$h1" route add 10.34.2.0/24 via 10.34.1.1
 ip -n "$h2" route add 10.34.1.0/24 via 10.34.2.1
-for _ in $(seq 50); do ip netns exec "$h1" ping -c1 -W1 -q 10.9.0.2 >/dev/null 2>&1 && break; sleep 0.2; done
 
 # Median and average of $count pings (ms), 10 ms apart, from h1 to $1;
 # $2.. prefixes ping (e.g. taskset).

@@ -1,14 +1,15 @@
-# Sourced by scripts/demo.sh and bench/profile.sh. `three_namespaces TAG NET`
-# creates three network namespaces joined by veth pairs:
+# Sourced by scripts/demo.sh, bench/profile.sh and bench/rtt-floor.sh.
+# `three_namespaces TAG NET` creates three network namespaces joined by veth
+# pairs:
 #
 #     h1 e0 NET.1.2 -- s1 NET.1.1 [srv] s2 NET.2.1 -- e0 NET.2.2 h2
 #
-# named TAG-h1, TAG-srv, TAG-h2 (in $h1, $srv, $h2), plus a scratch directory
+# named TAG-h1, TAG-srv, TAG-h2 (in $h1, $srv, $h2; NET in $net), plus a scratch directory
 # ($work) and a list for background pids ($pids). On exit the pids are
 # killed and the namespaces and the directory removed.
 three_namespaces() {
-    local tag=$1 net=$2 ns
-    srv=$tag-srv h1=$tag-h1 h2=$tag-h2
+    local tag=$1 ns
+    net=$2 srv=$tag-srv h1=$tag-h1 h2=$tag-h2
     work=$(mktemp -d)
     pids=()
     trap three_namespaces_cleanup EXIT
@@ -27,4 +28,31 @@ three_namespaces_cleanup() {
     wait 2>/dev/null || true
     for ns in "$srv" "$h1" "$h2"; do ip netns del "$ns" 2>/dev/null || true; done
     rm -rf "$work"
+}
+
+# `rgost_tunnel BIN` (after `three_namespaces`): a router server
+# in $srv and TUN clients 10.9.0.1 in $h1 and 10.9.0.2 in $h2, their pids in
+# $srv_pid, $c1_pid and $c2_pid (and in $pids); waits until h1 reaches h2
+# through the tunnel (at most 10 s).
+rgost_tunnel() {
+    local bin=$1
+    cat >"$work/server.yaml" <<YAML
+services:
+- name: s
+  addr: :8443
+  handler: {type: router, metadata: {router: r}}
+  listener: {type: tcp}
+routers:
+- name: r
+  routes:
+  - {dst: 10.9.0.1, gateway: h1}
+  - {dst: 10.9.0.2, gateway: h2}
+YAML
+    ip netns exec "$srv" "$bin" -C "$work/server.yaml" 2>"$work/srv.log" & pids+=($!); srv_pid=$!
+    sleep 0.5
+    ip netns exec "$h1" "$bin" -L "tun:///h1?net=10.9.0.1/24" -F "router://$net.1.1:8443" 2>"$work/h1.log" &
+    pids+=($!); c1_pid=$!
+    ip netns exec "$h2" "$bin" -L "tun:///h2?net=10.9.0.2/24" -F "router://$net.2.1:8443" 2>"$work/h2.log" &
+    pids+=($!); c2_pid=$!
+    for _ in $(seq 50); do ip netns exec "$h1" ping -c1 -W1 -q 10.9.0.2 >/dev/null 2>&1 && break; sleep 0.2; done
 }

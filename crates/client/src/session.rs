@@ -77,7 +77,8 @@ pub async fn relay(
     let inbound = async {
         let mut frames = FrameReader::with_initial(&initial);
         // Everything decoded from one read goes to the device as one batch
-        // (with offload on, one GRO pass coalesces it into few writes).
+        // (with offload on, TCP segments of a flow are coalesced as they are
+        // pushed, so few writes).
         let mut batch = SendBatch::for_device(tun);
         loop {
             while let Some(packet) = frames.next_packet() {

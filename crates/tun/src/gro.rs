@@ -17,8 +17,9 @@
 //! of the flow closes its super-packet, and a packet that cannot be keyed
 //! (IPv4 with options or fragmented) closes all of them.
 
-/// Length of the virtio-net header in front of every packet.
-pub(crate) const HDR: usize = 10;
+// Length of the virtio-net header in front of every packet.
+use tun_rs::VIRTIO_NET_HDR_LEN as HDR;
+
 /// Largest IP packet (the IPv4 total length and IPv6 payload length fields).
 const MAX_IP: usize = 65535;
 /// Most segments in one super-packet.
@@ -36,7 +37,7 @@ const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
 /// A TCP segment's layout and the fields coalescing looks at.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tcp {
-    v6: bool,
+    key: Key,
     /// IP header length.
     iph: usize,
     /// TCP header length.
@@ -49,6 +50,7 @@ pub(crate) struct Tcp {
 /// Addresses and ports of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Key {
+    /// Whether the addresses are IPv6 (IPv4 ones fill the first 4 bytes).
     v6: bool,
     src: [u8; 16],
     dst: [u8; 16],
@@ -123,7 +125,7 @@ fn classify_v4(p: &[u8]) -> Option<Kind> {
     let mut key = Key { v6: false, src: [0; 16], dst: [0; 16], ports: [0; 4] };
     key.src.get_mut(..4)?.copy_from_slice(p.get(12..16)?);
     key.dst.get_mut(..4)?.copy_from_slice(p.get(16..20)?);
-    tcp(p, 20, key, false)
+    tcp(p, 20, key)
 }
 
 fn classify_v6(p: &[u8]) -> Option<Kind> {
@@ -136,10 +138,10 @@ fn classify_v6(p: &[u8]) -> Option<Kind> {
     let mut key = Key { v6: true, src: [0; 16], dst: [0; 16], ports: [0; 4] };
     key.src.copy_from_slice(p.get(8..24)?);
     key.dst.copy_from_slice(p.get(24..40)?);
-    tcp(p, 40, key, true)
+    tcp(p, 40, key)
 }
 
-fn tcp(p: &[u8], iph: usize, mut key: Key, v6: bool) -> Option<Kind> {
+fn tcp(p: &[u8], iph: usize, mut key: Key) -> Option<Kind> {
     key.ports.copy_from_slice(p.get(iph..iph + 4)?);
     let tcph = usize::from(p.get(iph + 12)? >> 4) * 4;
     if tcph < 20 || p.len() < iph + tcph {
@@ -150,26 +152,13 @@ fn tcp(p: &[u8], iph: usize, mut key: Key, v6: bool) -> Option<Kind> {
     if (flags != ACK && flags != ACK | PSH) || payload == 0 {
         return Some(Kind::Other(key));
     }
-    Some(Kind::Candidate(Tcp { v6, iph, tcph, seq: be32(p, iph + 4)?, flags, payload }))
-}
-
-fn key_of(p: &[u8], t: &Tcp) -> Option<Key> {
-    let mut key = Key { v6: t.v6, src: [0; 16], dst: [0; 16], ports: [0; 4] };
-    if t.v6 {
-        key.src.copy_from_slice(p.get(8..24)?);
-        key.dst.copy_from_slice(p.get(24..40)?);
-    } else {
-        key.src.get_mut(..4)?.copy_from_slice(p.get(12..16)?);
-        key.dst.get_mut(..4)?.copy_from_slice(p.get(16..20)?);
-    }
-    key.ports.copy_from_slice(p.get(t.iph..t.iph + 4)?);
-    Some(key)
+    Some(Kind::Candidate(Tcp { key, iph, tcph, seq: be32(p, iph + 4)?, flags, payload }))
 }
 
 /// Whether the IP and TCP headers of `a` (a super-packet's first segment)
 /// and `b` agree where the kernel requires it.
 fn headers_match(a: &[u8], b: &[u8], t: &Tcp) -> bool {
-    let ip_same = if t.v6 {
+    let ip_same = if t.key.v6 {
         // Version, traffic class, flow label; hop limit.
         a.get(..4) == b.get(..4) && a.get(7) == b.get(7)
     } else {
@@ -190,8 +179,7 @@ impl Flows {
     /// Tries to append `packet` (a candidate) to its flow's open buffer in
     /// `bufs`; returns whether it did.
     pub(crate) fn append(&mut self, bufs: &mut [Vec<u8>], metas: &mut [Meta], packet: &[u8], t: &Tcp) -> bool {
-        let Some(key) = key_of(packet, t) else { return false };
-        let Some(slot) = self.open.iter().position(|o| o.key == key) else { return false };
+        let Some(slot) = self.open.iter().position(|o| o.key == t.key) else { return false };
         let Some(o) = self.open.get(slot).copied() else { return false };
         let (Some(buf), Some(meta)) = (bufs.get_mut(o.buf), metas.get_mut(o.buf)) else { return false };
         let fits = t.seq == o.next_seq
@@ -224,29 +212,23 @@ impl Flows {
 
     /// Notes a packet just stored in buffer `buf` as is: a candidate opens
     /// its flow there (unless it carries PSH), other TCP packets close theirs.
-    pub(crate) fn stored(&mut self, kind: &Kind, packet: &[u8], buf: usize) -> Meta {
+    pub(crate) fn stored(&mut self, kind: &Kind, buf: usize) -> Meta {
         match kind {
             Kind::Candidate(t) => {
-                let Some(key) = key_of(packet, t) else { return Meta { segs: 1, ..Meta::default() } };
-                self.open.retain(|o| o.key != key);
+                self.open.retain(|o| o.key != t.key);
                 if t.flags & PSH == 0 {
                     if self.open.len() >= MAX_OPEN {
                         self.open.remove(0);
                     }
-                    self.open.push(Open { key, buf, next_seq: t.seq.wrapping_add(t.payload as u32) });
+                    self.open.push(Open { key: t.key, buf, next_seq: t.seq.wrapping_add(t.payload as u32) });
                 }
-                Meta { segs: 1, v6: t.v6, iph: t.iph, tcph: t.tcph, gso_size: t.payload }
+                return Meta { segs: 1, v6: t.key.v6, iph: t.iph, tcph: t.tcph, gso_size: t.payload };
             }
-            Kind::Other(key) => {
-                self.open.retain(|o| o.key != *key);
-                Meta { segs: 1, ..Meta::default() }
-            }
-            Kind::Unkeyed => {
-                self.open.clear();
-                Meta { segs: 1, ..Meta::default() }
-            }
-            Kind::Unrelated => Meta { segs: 1, ..Meta::default() },
+            Kind::Other(key) => self.open.retain(|o| o.key != *key),
+            Kind::Unkeyed => self.open.clear(),
+            Kind::Unrelated => {}
         }
+        Meta { segs: 1, ..Meta::default() }
     }
 }
 
@@ -291,10 +273,7 @@ pub(crate) fn finish(buf: &mut [u8], meta: &Meta) {
     } else {
         let Some(len) = p.get_mut(2..4) else { return };
         len.copy_from_slice(&(total as u16).to_be_bytes());
-        if let Some(c) = p.get_mut(10..12) {
-            c.fill(0);
-        }
-        let c = p.get(..20).map_or(0, |h| checksum(&[h]));
+        let c = checksum(&[p.get(..10).unwrap_or_default(), p.get(12..20).unwrap_or_default()]);
         if let Some(f) = p.get_mut(10..12) {
             f.copy_from_slice(&c.to_be_bytes());
         }
@@ -358,7 +337,7 @@ mod tests {
             let mut buf = vec![0u8; HDR];
             buf.extend_from_slice(p);
             bufs.push(buf);
-            metas.push(flows.stored(&kind, p, bufs.len() - 1));
+            metas.push(flows.stored(&kind, bufs.len() - 1));
         }
         (bufs, metas)
     }
@@ -472,7 +451,7 @@ mod tests {
                 let mut buf = vec![0u8; HDR];
                 buf.extend_from_slice(&p);
                 bufs.push(buf);
-                metas.push(flows.stored(&kind, &p, bufs.len() - 1));
+                metas.push(flows.stored(&kind, bufs.len() - 1));
             }
         }
         for (b, m) in bufs.iter_mut().zip(&metas) {

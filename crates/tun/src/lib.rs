@@ -44,8 +44,6 @@ use tun_rs::{AsyncDevice, DeviceBuilder, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 mod gro;
 
-const _: () = assert!(gro::HDR == VIRTIO_NET_HDR_LEN);
-
 /// Largest IP packet (and GSO super-packet) the device can hand over.
 const MAX_PACKET: usize = 65535;
 
@@ -357,24 +355,23 @@ impl Tun {
     /// A packet the kernel rejects does not stop the rest of the batch; the
     /// last such error is returned after all were tried.
     pub async fn send_batch(&self, batch: &mut SendBatch) -> std::io::Result<usize> {
-        let len = std::mem::take(&mut batch.len);
-        batch.flows.clear();
+        let len = batch.len;
+        batch.clear();
+        // Without offload the device takes no virtio-net header.
+        let skip = if self.offload { 0 } else { VIRTIO_NET_HDR_LEN };
         let mut total = 0;
         let mut err = None;
         for (buf, meta) in batch.bufs.iter_mut().zip(&batch.metas).take(len) {
-            let write = if self.offload {
+            if self.offload {
                 gro::finish(buf, meta);
-                buf.get(..)
             } else if meta.segs > 1 {
                 err = Some(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     "super-packet for a device without offload",
                 ));
                 continue;
-            } else {
-                buf.get(VIRTIO_NET_HDR_LEN..)
-            };
-            let Some(write) = write else { continue };
+            }
+            let Some(write) = buf.get(skip..) else { continue };
             match self.dev.send(write).await {
                 Ok(n) => total += n,
                 Err(e) => err = Some(e),
@@ -606,7 +603,7 @@ impl SendBatch {
         buf.clear();
         buf.resize(VIRTIO_NET_HDR_LEN, 0);
         buf.extend_from_slice(packet);
-        *meta = self.flows.stored(&kind, packet, self.len);
+        *meta = self.flows.stored(&kind, self.len);
         self.len += 1;
         true
     }

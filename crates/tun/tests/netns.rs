@@ -164,10 +164,12 @@ fn sum16(data: &[u8]) -> u32 {
 }
 
 /// Fills in the TCP or UDP checksum (at byte `at`) of an IPv4 packet
-/// without options whose checksum field is zero.
+/// without options or an IPv6 packet without extension headers, whose
+/// checksum field is zero.
 fn set_l4_checksum(p: &mut [u8], at: usize) {
-    let proto = u32::from(p[9]);
-    let mut sum = sum16(&p[12..20]) + proto + (p.len() - 20) as u32 + sum16(&p[20..]);
+    let (addrs, proto, iph) = if p[0] >> 4 == 6 { (8..40, p[6], 40) } else { (12..20, p[9], 20) };
+    let proto = u32::from(proto);
+    let mut sum = sum16(&p[addrs]) + proto + (p.len() - iph) as u32 + sum16(&p[iph..]);
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -177,6 +179,15 @@ fn set_l4_checksum(p: &mut [u8], at: usize) {
         c => c,
     };
     p[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// A device like [`full_config`]'s, with offload (which the kernel must grant).
+async fn offload_tun(name: &str) -> Tun {
+    let mut config = full_config(name);
+    config.offload = true;
+    let tun = Tun::create(&config).await.unwrap();
+    assert!(tun.offload(), "kernel refused TUN offload");
+    tun
 }
 
 /// Receives until a packet satisfying `want` shows up (skipping e.g. IPv6
@@ -454,11 +465,7 @@ fn tcp6(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: u8, payload
     p.extend_from_slice(&ack.to_be_bytes());
     p.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
     p.extend_from_slice(payload);
-    let mut sum = sum16(&p[8..40]) + 6 + tcp_len as u32 + sum16(&p[40..]);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    p[56..58].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    set_l4_checksum(&mut p, 56);
     p
 }
 
@@ -474,10 +481,7 @@ const ACK: u8 = 0x10;
 #[test]
 fn offload_splits_and_coalesces_tcp() {
     in_netns("offload_splits_and_coalesces_tcp", |_ns| async move {
-        let mut config = full_config("rgt8");
-        config.offload = true;
-        let tun = Tun::create(&config).await.unwrap();
-        assert!(tun.offload(), "kernel refused TUN offload");
+        let tun = offload_tun("rgt8").await;
         let mtu = usize::from(tun.mtu());
 
         let peer: SocketAddr = "10.200.1.1:8080".parse().unwrap();
@@ -573,10 +577,7 @@ fn offload_splits_and_coalesces_tcp() {
 #[test]
 fn offload_coalesces_ipv6_tcp() {
     in_netns("offload_coalesces_ipv6_tcp", |_ns| async move {
-        let mut config = full_config("rgt11");
-        config.offload = true;
-        let tun = Tun::create(&config).await.unwrap();
-        assert!(tun.offload(), "kernel refused TUN offload");
+        let tun = offload_tun("rgt11").await;
         // Duplicate address detection must finish before fd00:77::1 takes packets.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let peer: SocketAddr = "[fd00:200::1]:4000".parse().unwrap();
@@ -605,10 +606,7 @@ fn offload_coalesces_ipv6_tcp() {
 #[test]
 fn offload_writes_udp_batches_in_order() {
     in_netns("offload_writes_udp_batches_in_order", |_ns| async move {
-        let mut config = full_config("rgt10");
-        config.offload = true;
-        let tun = Tun::create(&config).await.unwrap();
-        assert!(tun.offload(), "kernel refused TUN offload");
+        let tun = offload_tun("rgt10").await;
         let sock = UdpSocket::bind("10.77.0.1:0").await.unwrap();
         let local = sock.local_addr().unwrap();
         let (a, b): (SocketAddr, SocketAddr) = ("10.200.1.1:9001".parse().unwrap(), "10.200.1.2:9002".parse().unwrap());
