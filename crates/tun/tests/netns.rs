@@ -578,8 +578,6 @@ fn offload_splits_and_coalesces_tcp() {
 fn offload_coalesces_ipv6_tcp() {
     in_netns("offload_coalesces_ipv6_tcp", |_ns| async move {
         let tun = offload_tun("rgt11").await;
-        // Duplicate address detection must finish before fd00:77::1 takes packets.
-        tokio::time::sleep(Duration::from_millis(200)).await;
         let peer: SocketAddr = "[fd00:200::1]:4000".parse().unwrap();
         let host: SocketAddr = "[fd00:77::1]:9".parse().unwrap();
         let mut out = SendBatch::for_device(&tun);
