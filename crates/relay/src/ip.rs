@@ -37,6 +37,7 @@ mod v4 {
     use std::ops::Range;
 
     pub(super) const MIN_HEADER_LEN: usize = 20;
+    pub(super) const TOTAL_LEN: Range<usize> = 2..4;
     pub(super) const FRAGMENT: Range<usize> = 6..8;
     pub(super) const PROTOCOL: usize = 9;
     pub(super) const SRC: Range<usize> = 12..16;
@@ -50,6 +51,7 @@ mod v6 {
     use std::ops::Range;
 
     pub(super) const HEADER_LEN: usize = 40;
+    pub(super) const PAYLOAD_LEN: Range<usize> = 4..6;
     pub(super) const NEXT_HEADER: usize = 6;
     pub(super) const SRC: Range<usize> = 8..24;
     pub(super) const DST: Range<usize> = 24..40;
@@ -134,6 +136,17 @@ impl<T: AsRef<[u8]>> IpHeader<T> {
     /// Header length in bytes: IHL*4 for IPv4, 40 for IPv6 (extension headers not counted).
     pub fn header_len(&self) -> usize {
         if self.is_v4() { usize::from(self.bytes().first().map_or(5, |b| b & 0x0f)) * 4 } else { v6::HEADER_LEN }
+    }
+
+    /// The packet length the header declares: IPv4's total length, or
+    /// IPv6's payload length plus the 40-byte fixed header. A well-formed
+    /// packet read from a TUN device is exactly this long.
+    pub fn declared_len(&self) -> usize {
+        if self.is_v4() {
+            usize::from(u16::from_be_bytes(self.array(v4::TOTAL_LEN)))
+        } else {
+            v6::HEADER_LEN + usize::from(u16::from_be_bytes(self.array(v6::PAYLOAD_LEN)))
+        }
     }
 
     /// The whole packet.
