@@ -877,8 +877,12 @@ fn ingress(origin: &str, i: usize, raw: &RawIngress, warnings: &mut Vec<String>)
     let mut rules = Vec::new();
     for (j, rule) in raw.rules.iter().flatten().enumerate() {
         let rule_path = format!("{path}.rules[{j}]");
-        let hostname = text(rule.hostname.as_ref())
-            .ok_or_else(|| missing(origin, format!("{rule_path}.hostname"), "a host name"))?;
+        // An empty host name is a rule too: it admits clients that send none.
+        let hostname = rule
+            .hostname
+            .as_deref()
+            .map(str::trim)
+            .ok_or_else(|| missing(origin, format!("{rule_path}.hostname"), "a host name (\"\" for none)"))?;
         let endpoint = text(rule.endpoint.as_ref())
             .ok_or_else(|| missing(origin, format!("{rule_path}.endpoint"), "a router id (UUID)"))?;
         let endpoint = Uuid::parse_str(endpoint).map_err(|_| {

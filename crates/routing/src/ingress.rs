@@ -7,13 +7,16 @@ use std::collections::HashMap;
 /// Lookup is exact first (case-insensitive, ignoring a trailing dot), then
 /// the wildcard forms walking up the labels: for `a.b.example.org` it tries
 /// `.a.b.example.org`, `.b.example.org`, `.example.org`, `.org`. A rule
-/// written `*.example.org` is the same as `.example.org`.
+/// written `*.example.org` is the same as `.example.org`. A rule for the
+/// empty name matches only clients that send no host name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ingress {
     /// Exact names, lowercased, without a trailing dot.
     exact: HashMap<String, [u8; 16]>,
     /// Wildcard suffixes, lowercased, stored with their leading dot (`.example.org`).
     wildcard: HashMap<String, [u8; 16]>,
+    /// The rule for clients that send no host name.
+    empty: Option<[u8; 16]>,
 }
 
 impl Ingress {
@@ -26,7 +29,9 @@ impl Ingress {
                 ingress.wildcard.entry(format!(".{rest}")).or_insert(endpoint);
             } else if host.starts_with('.') {
                 ingress.wildcard.entry(host).or_insert(endpoint);
-            } else if !host.is_empty() {
+            } else if host.is_empty() {
+                ingress.empty.get_or_insert(endpoint);
+            } else {
                 ingress.exact.entry(host).or_insert(endpoint);
             }
         }
@@ -37,7 +42,7 @@ impl Ingress {
     pub fn lookup(&self, host: &str) -> Option<[u8; 16]> {
         let host = normalize(host);
         if host.is_empty() {
-            return None;
+            return self.empty;
         }
         if let Some(endpoint) = self.exact.get(&host) {
             return Some(*endpoint);
@@ -61,7 +66,7 @@ impl Ingress {
 
     /// Number of rules.
     pub fn len(&self) -> usize {
-        self.exact.len() + self.wildcard.len()
+        self.exact.len() + self.wildcard.len() + usize::from(self.empty.is_some())
     }
 
     /// Whether there are no rules.
@@ -103,6 +108,9 @@ mod tests {
         assert_eq!(ingress.lookup("c.example.org"), Some(B));
         assert_eq!(ingress.lookup(""), None);
         assert_eq!(ingress.lookup("."), None);
+        let with_empty = Ingress::new([(String::new(), A), ("*.org".to_owned(), B)]);
+        assert_eq!(with_empty.lookup(""), Some(A));
+        assert_eq!(with_empty.lookup("x.org"), Some(B));
     }
 
     #[test]

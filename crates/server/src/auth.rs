@@ -1,7 +1,7 @@
-//! Authentication of router clients (GOST's step 2), and rgost's optional
-//! binding of users to the host names they may register.
+//! Authentication of router clients (GOST's step 2). rgost's binding of
+//! users to the host names they may register is [`rgost_routing::HostBinding`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -73,30 +73,6 @@ impl Auther {
     }
 }
 
-/// User name -> the host names that user may register. Beyond GOST: with a
-/// binding in place, a leaked namespace id is not enough to impersonate a
-/// host; a user the binding does not list may register no host.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostBinding {
-    hosts: HashMap<String, HashSet<String>>,
-}
-
-impl HostBinding {
-    /// A binding from (user, hosts) pairs.
-    pub fn new(entries: impl IntoIterator<Item = (String, Vec<String>)>) -> HostBinding {
-        let mut hosts: HashMap<String, HashSet<String>> = HashMap::new();
-        for (user, list) in entries {
-            hosts.entry(user).or_default().extend(list);
-        }
-        HostBinding { hosts }
-    }
-
-    /// Whether `user` may register `host`.
-    pub fn allows(&self, user: &[u8], host: &str) -> bool {
-        std::str::from_utf8(user).ok().and_then(|u| self.hosts.get(u)).is_some_and(|set| set.contains(host))
-    }
-}
-
 fn first_wins(pairs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, String> {
     let mut users = HashMap::new();
     for (user, password) in pairs {
@@ -115,16 +91,12 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn users_and_binding() {
+    async fn users() {
         let auther = Auther::users(HashMap::from([("alice".to_owned(), "s3cret".to_owned())]));
         let client: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert!(auther.check("s", Some((b"alice", b"s3cret")), client).await);
         assert!(!auther.check("s", Some((b"alice", b"s3creT")), client).await);
         assert!(!auther.check("s", Some((b"bob", b"s3cret")), client).await);
         assert!(!auther.check("s", None, client).await);
-        let binding = HostBinding::new([("alice".to_owned(), vec!["host-1".to_owned()])]);
-        assert!(binding.allows(b"alice", "host-1"));
-        assert!(!binding.allows(b"alice", "host-2"));
-        assert!(!binding.allows(b"bob", "host-1"));
     }
 }

@@ -87,7 +87,7 @@ async fn build_router(
             source,
         })?;
         let resolver = HttpRoutes { router: config.name.clone(), plugin, failing: Default::default() };
-        return Ok(Some(Arc::new(Router::Plugin { resolver: Arc::new(resolver), ttl })));
+        return Ok(Some(Arc::new(Router::plugin(Arc::new(resolver), ttl))));
     }
     if config.sources.is_empty() {
         return Ok(None);

@@ -1,35 +1,34 @@
 //! One client connection: handshake, registration, then the reader (frames
-//! in, routed to other connections' queues) and the writer (this
-//! connection's queue out, many frames per write).
+//! in, routed by the forwarding core onto other connections' queues) and the
+//! writer (this connection's queue out, many frames per write). This is the
+//! only place that acts on the core's [`Action`]s.
 
-use std::net::SocketAddr;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use rgost_forward::{Action, Held, Namespace, ReaderCache, Registration, Routes};
 use rgost_relay::{Response, Status, TunnelId};
 use rgost_transport::{Conn, FrameReader, FrameWriter, Incoming, ReadHalf, WriteHalf};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::Server;
-use crate::forward::{self, Origin, Verdict};
 use crate::handshake::{self, Associate, Refusal};
-use crate::namespace::{HostMap, Namespace, Peer, Registration};
-use crate::router::{LocalCache, Lookup, PluginCache, Router};
+use crate::queue::{Budget, Queue};
+use crate::router::Router;
 use crate::stats::DropReason;
-
-/// Packets taken off the queue per write.
-const WRITE_BATCH: usize = 256;
+use crate::{Peer, Server};
 
 impl Server {
     /// Serves one accepted connection to its end.
     pub(crate) async fn handle(self: Arc<Self>, incoming: Incoming, shutdown: CancellationToken) {
-        let remote = incoming.peer;
+        let remote = canonical(incoming.peer);
+        let settings = self.settings();
         // One deadline for the transport's handshakes (TLS, WebSocket) and the request.
-        let deadline = Instant::now() + self.settings.read_timeout;
+        let deadline = Instant::now() + settings.read_timeout;
         let conn = match tokio::time::timeout_at(deadline, incoming.upgrade()).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
@@ -45,10 +44,8 @@ impl Server {
         };
         let Conn { mut reader, mut writer, .. } = conn;
         let mut buf = BytesMut::new();
-        let read = tokio::time::timeout_at(
-            deadline,
-            handshake::read_request(&mut reader, &mut buf, self.settings.max_request),
-        );
+        let read =
+            tokio::time::timeout_at(deadline, handshake::read_request(&mut reader, &mut buf, settings.max_request));
         let (request, used) = match read.await {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => {
@@ -58,12 +55,12 @@ impl Server {
                 return;
             }
             Err(_) => {
-                tracing::debug!(%remote, timeout = ?self.settings.read_timeout, "handshake timed out");
+                tracing::debug!(%remote, timeout = ?settings.read_timeout, "handshake timed out");
                 self.stats.refused();
                 return;
             }
         };
-        let associate = match self.check(&request, remote).await {
+        let associate = match self.check(&settings, &request, remote).await {
             Ok(associate) => associate,
             Err(Refusal { status, reason }) => {
                 tracing::info!(%remote, ?status, reason, "refused");
@@ -82,11 +79,25 @@ impl Server {
         let frames = FrameReader::with_initial(buf.get(used..).unwrap_or_default());
         drop(buf);
 
-        let (tx, rx) = mpsc::channel(self.settings.queue_packets.max(1));
-        let peer = Peer { id: self.namespaces.next_peer_id(), tx };
-        let reg = self.namespaces.register(&self.settings, router_id, Arc::from(host.as_str()), peer);
+        let mut queue = None;
+        let reg = self.fabric.register(router_id, Arc::from(host.as_str()), |_, existing: Option<&Peer>| {
+            // A host's connections share one budget.
+            let host_budget = existing
+                .map(|p| Arc::clone(p.queue.host_budget()))
+                .unwrap_or_else(|| Arc::new(Budget::new(settings.host_queue_bytes)));
+            let q = Arc::new(Queue::new(settings.queue, host_budget, Arc::clone(&self.budget)));
+            queue = Some(Arc::clone(&q));
+            Peer { queue: q }
+        });
         let span = tracing::info_span!("conn", host = %reg.host, router = %router_id, %remote);
+        let Some(queue) = queue else {
+            // `register` always builds the handle; nothing to serve otherwise.
+            self.fabric.unregister(&reg);
+            return;
+        };
         self.stats.accepted();
+        self.log_registration(&settings, &reg, &span, src.as_deref());
+        drop(settings);
 
         let connector_id = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
         let mut out = Vec::new();
@@ -98,197 +109,339 @@ impl Server {
         .await
         {
             tracing::debug!(parent: &span, error = %e, "cannot send handshake reply");
-            self.namespaces.unregister(&reg);
+            self.fabric.unregister(&reg);
+            queue.close();
             return;
         }
-        tracing::info!(
-            parent: &span,
-            src = src.as_deref().unwrap_or("-"),
-            router_name = reg.namespace.router_name.as_deref().unwrap_or("(none)"),
-            "connected"
-        );
-        if reg.namespace.router_name.is_none() {
-            tracing::warn!(parent: &span, "no router for this namespace and no default router: its packets have no route");
-        }
-
-        self.relay(reg, reader, writer, rx, frames, shutdown).instrument(span).await;
+        Arc::clone(&self).relay(reg, queue, reader, writer, frames, shutdown).instrument(span).await;
     }
 
     /// GOST's order of checks after the version: authentication, command,
     /// then ingress; rgost's host binding last.
-    async fn check(&self, request: &rgost_relay::Request, remote: SocketAddr) -> Result<Associate, Refusal> {
+    async fn check(
+        &self,
+        settings: &crate::Settings,
+        request: &rgost_relay::Request,
+        remote: SocketAddr,
+    ) -> Result<Associate, Refusal> {
         let credentials = request.associate_info().auth;
-        if let Some(auther) = &self.settings.auther
-            && !auther.check(&self.settings.service, credentials, remote).await
+        if let Some(auther) = &settings.auther
+            && !auther.check(&settings.service, credentials, remote).await
         {
             return Err(Refusal { status: Status::Unauthorized, reason: "bad or missing credentials" });
         }
         let associate = handshake::associate(request)?;
-        if let Some(binding) = &self.settings.host_binding
-            && !credentials.is_some_and(|(user, _)| binding.allows(user, &associate.host))
-        {
-            return Err(Refusal { status: Status::Forbidden, reason: "this user may not register this host name" });
-        }
-        if let Some(ingress) = &self.settings.ingress
-            && !associate.host.is_empty()
-        {
-            let endpoint = ingress.lookup(&associate.host, &self.settings.service).await;
+        if let Some(ingress) = &settings.ingress {
+            let endpoint = ingress.lookup(&associate.host, &settings.service).await;
             handshake::check_ingress(&associate, endpoint)?;
+        }
+        if let Some(binding) = &settings.host_binding
+            && !credentials.is_some_and(|(user, _)| {
+                std::str::from_utf8(user)
+                    .is_ok_and(|user| binding.allows(user, &associate.host, &associate.router_id.uuid))
+            })
+        {
+            return Err(Refusal {
+                status: Status::Forbidden,
+                reason: "this user may not register this host name in this namespace",
+            });
         }
         Ok(associate)
     }
 
-    async fn relay(
+    fn log_registration(
         &self,
-        reg: Registration,
+        settings: &crate::Settings,
+        reg: &Registration<Peer>,
+        span: &tracing::Span,
+        src: Option<&str>,
+    ) {
+        let router = settings.router_for(&reg.namespace.id());
+        tracing::info!(
+            parent: span,
+            src = src.unwrap_or("-"),
+            router_name = router.map_or("(none)", |(name, _, _)| name),
+            "connected"
+        );
+        if let Some(previous) = reg.displaced {
+            tracing::info!(
+                parent: span,
+                standby = previous,
+                "host registered again: this connection receives its packets, the previous one is a standby"
+            );
+        }
+        if reg.new_namespace {
+            match router {
+                Some((name, _, true)) => tracing::info!(
+                    parent: span,
+                    default_router = name,
+                    "no router is named by this router id: the namespace uses the default router"
+                ),
+                Some(_) => {}
+                None => tracing::warn!(
+                    parent: span,
+                    "no router is named by this router id and there is no default router: its packets have no route"
+                ),
+            }
+        }
+    }
+
+    async fn relay(
+        self: Arc<Self>,
+        reg: Registration<Peer>,
+        queue: Arc<Queue>,
         reader: ReadHalf,
         writer: WriteHalf,
-        rx: mpsc::Receiver<Bytes>,
         frames: FrameReader,
         shutdown: CancellationToken,
     ) {
         let done = shutdown.child_token();
-        let writer_task = tokio::spawn(write_queue(writer, rx, done.clone()));
+        let writer_task = tokio::spawn(write_queue(writer, Arc::clone(&queue), done.clone()).in_current_span());
         let result = tokio::select! {
             r = self.read_frames(&reg, reader, frames) => r,
             () = done.cancelled() => Ok(()),
         };
-        // Remove the connection first, so no packet is queued for it any more.
-        self.namespaces.unregister(&reg);
+        // Remove the connection first, so no packet is queued for it any more;
+        // then give back what its queue holds.
+        let unregistered = self.fabric.unregister(&reg);
+        queue.close();
         done.cancel();
         let _ = writer_task.await;
         match result {
             Ok(()) => tracing::info!("disconnected"),
             Err(e) => tracing::info!(error = %e, "disconnected"),
         }
+        if let Some(successor) = unregistered.successor {
+            tracing::info!(standby = successor, "a standby connection of this host receives its packets now");
+        }
     }
 
-    /// Reads frames until end of stream and routes each packet.
+    /// Reads frames until end of stream and forwards each packet.
     async fn read_frames(
-        &self,
-        reg: &Registration,
+        self: &Arc<Self>,
+        reg: &Registration<Peer>,
         mut reader: ReadHalf,
         mut frames: FrameReader,
     ) -> std::io::Result<()> {
-        let namespace = &reg.namespace;
-        let origin = Origin { host: &reg.host, strict_source: self.settings.strict_source };
-        let mut local = LocalCache::default();
+        let mut cache = ReaderCache::default();
+        let mut deliveries = Deliveries::default();
+        // When the unfinished frame at the end of the buffer began.
+        let mut partial_since: Option<Instant> = None;
         loop {
-            // One snapshot of hosts and routes per read batch.
-            let hosts = namespace.hosts();
-            let table = match namespace.router.as_deref() {
-                Some(Router::Table(table)) => Some(table.load()),
-                _ => None,
-            };
-            let mut memo = forward::Memo::default();
-            let now = Instant::now();
-            let mut forwarded = 0;
-            let mut full = false;
-            while let Some(packet) = frames.next_packet() {
-                let verdict = match (&table, namespace.plugin()) {
-                    (Some(table), _) => forward::route(&packet, table, &mut memo, &hosts, origin),
-                    (None, Some(plugin)) => {
-                        match self.route_by_plugin(namespace, plugin, &mut local, &hosts, &packet, now) {
-                            Some(verdict) => verdict,
-                            None => continue, // held until the plugin answers
-                        }
-                    }
-                    (None, None) => Verdict::Drop(DropReason::NoRoute),
-                };
-                match verdict {
-                    Verdict::Deliver(peer) => match peer.tx.try_send(packet) {
-                        Ok(()) => forwarded += 1,
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            full = true;
-                            self.stats.drop_packet(DropReason::QueueFull);
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => self.stats.drop_packet(DropReason::Closed),
-                    },
-                    Verdict::Drop(reason) => {
-                        tracing::trace!(reason = reason.name(), len = packet.len(), "dropped packet");
-                        self.stats.drop_packet(reason);
-                    }
-                }
-            }
-            drop((hosts, table));
-            if forwarded > 0 {
-                self.stats.forwarded(forwarded);
-            }
+            let mut got = false;
+            let buffer_size = frames.buffer_size();
+            let packets = std::iter::from_fn(|| frames.next_packet()).inspect(|_| got = true);
+            let full =
+                self.forward(&reg.namespace, packets.map(|p| (p, &reg.host)), &mut cache, buffer_size, &mut deliveries);
             if full {
                 // A queue filled up: let its writer run before reading more.
                 // A sender that always has data must not starve the writers
                 // (they wait behind this task on its thread otherwise).
                 tokio::task::yield_now().await;
             }
-            if !frames.fill(&mut reader).await? {
+            // A frame once begun must be finished within readTimeout: a
+            // stalled half frame would hold its buffer forever.
+            partial_since = match (frames.has_partial(), got, partial_since) {
+                (false, _, _) => None,
+                (true, false, Some(since)) => Some(since),
+                (true, _, _) => Some(Instant::now()),
+            };
+            let more = match partial_since {
+                None => frames.fill(&mut reader).await?,
+                Some(since) => {
+                    let deadline = since + self.settings().read_timeout;
+                    match tokio::time::timeout_at(deadline, frames.fill(&mut reader)).await {
+                        Ok(more) => more?,
+                        Err(_) => {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "a frame was not completed within readTimeout",
+                            ));
+                        }
+                    }
+                }
+            };
+            if !more {
                 return Ok(());
             }
         }
     }
 
-    /// Routes one packet through a plugin router: the reader's own cache,
-    /// then the namespace's; `None` when the packet is held for a lookup.
-    /// (The source check needs a table; plugin routers skip it.)
-    fn route_by_plugin<'h>(
-        &self,
-        namespace: &Arc<Namespace>,
-        plugin: &PluginCache,
-        local: &mut LocalCache,
-        hosts: &'h HostMap,
-        packet: &Bytes,
-        now: Instant,
-    ) -> Option<Verdict<'h>> {
-        let header = match forward::parse(packet) {
-            Ok(header) => header,
-            Err(reason) => return Some(Verdict::Drop(reason)),
+    /// Routes a batch of packets with the namespace's current router and
+    /// queues each where the core says: the one delivery path for packets
+    /// read from a connection and for packets that waited for a plugin.
+    ///
+    /// Packets read from a connection are slices of one read buffer of
+    /// `buffer_size` bytes, which stays allocated while any of them is
+    /// queued. When less than half of it is delivered, the delivered
+    /// packets are copied, so that a few small packets queued at a slow
+    /// receiver cannot pin many large buffers: what a queue holds is then
+    /// at most twice what it is charged. Returns whether a queue was full.
+    fn forward<'s>(
+        self: &Arc<Self>,
+        namespace: &Arc<Namespace<Peer>>,
+        packets: impl Iterator<Item = (Bytes, &'s Arc<str>)>,
+        cache: &mut ReaderCache,
+        buffer_size: usize,
+        deliveries: &mut Deliveries,
+    ) -> bool {
+        let live = self.live.load();
+        let router = live.router(&namespace.id());
+        let table;
+        let routes = match router.map(|r| &**r) {
+            Some(Router::Table(current)) => {
+                table = current.load();
+                Routes::Table(&table)
+            }
+            Some(Router::Plugin { plugin, .. }) => Routes::Plugin(*plugin),
+            None => Routes::None,
         };
-        let dst = header.dst();
-        let gateway = match local.get(dst, now) {
-            Some(gateway) => gateway,
-            None => match plugin.lookup(namespace, &self.stats, dst, packet, now) {
-                Lookup::Ready(gateway, expires) => {
-                    local.put(dst, gateway.clone(), expires);
-                    gateway
+        let view = namespace.view(routes, live.settings.strict_source, Instant::now().into_std());
+        let mut drops = DropCounts::default();
+        let mut batch = deliveries.take();
+        let mut delivered = 0;
+        for (packet, sender) in packets {
+            match view.route(&packet, sender, cache) {
+                Action::Deliver(_, peer) => {
+                    delivered += packet.len();
+                    batch.push((peer, packet));
                 }
-                Lookup::Held => return None,
-                Lookup::Dropped(reason) => return Some(Verdict::Drop(reason)),
-            },
-        };
-        Some(match gateway {
-            Some(gateway) => forward::to_gateway(hosts, &gateway, header.flow_hash()),
-            None => Verdict::Drop(DropReason::NoRoute),
-        })
+                // No cluster: a host is never on another node.
+                Action::Forward { .. } => drops.add(DropReason::NoHost),
+                Action::Pending { start, dropped } => {
+                    if let Some(reason) = dropped {
+                        drops.add(reason);
+                    }
+                    if let Some(router) = router {
+                        for addr in start.iter() {
+                            self.start_lookup(namespace, router, addr);
+                        }
+                    }
+                }
+                Action::Drop(reason) => {
+                    tracing::trace!(reason = reason.name(), len = packet.len(), "dropped packet");
+                    drops.add(reason);
+                }
+            }
+        }
+        let copy = delivered * 2 < buffer_size;
+        let mut forwarded = 0;
+        let mut full = false;
+        for (peer, packet) in batch.drain(..) {
+            let packet = if copy { Bytes::copy_from_slice(&packet) } else { packet };
+            match peer.queue.push(packet) {
+                Ok(()) => forwarded += 1,
+                Err(reason) => {
+                    full |= reason == DropReason::QueueFull;
+                    drops.add(reason);
+                }
+            }
+        }
+        deliveries.put(batch);
+        drop(view);
+        if forwarded > 0 {
+            self.stats.forwarded(forwarded);
+        }
+        drops.flush(&self.stats);
+        full
+    }
+
+    /// Asks `router`'s plugin about `addr`; the answer releases the packets
+    /// the core held for it, which take the same path as any packet.
+    fn start_lookup(self: &Arc<Self>, namespace: &Arc<Namespace<Peer>>, router: &Arc<Router>, addr: IpAddr) {
+        let Router::Plugin { resolver, plugin } = &**router else { return };
+        let lookup = resolver.resolve(addr, namespace.id());
+        let (server, namespace, plugin) = (Arc::clone(self), Arc::clone(namespace), *plugin);
+        tokio::spawn(async move {
+            let gateway = lookup.await;
+            let held = namespace.answered(plugin, addr, gateway, Instant::now().into_std());
+            if !held.is_empty() {
+                let packets = held.iter().map(|Held { packet, sender }| (packet.clone(), sender));
+                server.forward(&namespace, packets, &mut ReaderCache::default(), 0, &mut Deliveries::default());
+            }
+        });
+    }
+}
+
+/// The deliveries of one batch, kept between batches so that routing a
+/// batch allocates nothing.
+#[derive(Debug, Default)]
+struct Deliveries(Vec<(&'static Peer, Bytes)>);
+
+impl Deliveries {
+    /// The (empty) list, for references that live as long as one batch.
+    fn take<'a>(&mut self) -> Vec<(&'a Peer, Bytes)> {
+        std::mem::take(&mut self.0)
+    }
+
+    /// Gives the list back; what is left in it is dropped.
+    fn put(&mut self, batch: Vec<(&Peer, Bytes)>) {
+        // Collecting into a vector of the same layout reuses the allocation;
+        // no element survives, so the borrowed references go with the batch.
+        #[allow(clippy::unnecessary_filter_map)]
+        let empty = batch.into_iter().filter_map(|_| None).collect();
+        self.0 = empty;
+    }
+}
+
+/// Drops counted during one batch, added to the shared counters once.
+#[derive(Debug, Default)]
+struct DropCounts([u64; DropReason::COUNT]);
+
+impl DropCounts {
+    fn add(&mut self, reason: DropReason) {
+        if let Some(count) = self.0.get_mut(reason.index()) {
+            *count += 1;
+        }
+    }
+
+    fn flush(&self, stats: &crate::Stats) {
+        for (reason, count) in DropReason::ALL.iter().zip(self.0) {
+            if count > 0 {
+                stats.drop_packets(*reason, count);
+            }
+        }
     }
 }
 
 /// Drains this connection's queue into its socket, many frames per write.
-/// Ends (and cancels `done`) when the socket fails.
-async fn write_queue(mut writer: WriteHalf, mut rx: mpsc::Receiver<Bytes>, done: CancellationToken) {
+/// Ends (and cancels `done`) when the socket fails, or when `done` is
+/// cancelled, even in the middle of a write to a peer that stopped reading.
+async fn write_queue(mut writer: WriteHalf, queue: Arc<Queue>, done: CancellationToken) {
     let mut out = FrameWriter::default();
-    // Allocated by the first receive, not up front: an idle connection
-    // should cost as little as possible (issue 5: <= 16 KiB each).
-    let mut batch = Vec::new();
+    let mut batch = VecDeque::new();
     loop {
-        let n = tokio::select! {
-            n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
-            () = done.cancelled() => break,
+        let charge = tokio::select! {
+            charge = queue.take(&mut batch) => charge,
+            () = done.cancelled() => None,
         };
-        if n == 0 {
-            break;
-        }
-        let written = out.write_all(&mut writer, &batch).await;
+        let Some(charge) = charge else { break };
+        let written = tokio::select! {
+            written = out.write_all(&mut writer, batch.make_contiguous()) => written,
+            () = done.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+        };
         batch.clear();
+        queue.written(charge);
         if let Err(e) = written {
-            tracing::debug!(error = %e, "write failed");
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                tracing::debug!(error = %e, "write failed");
+            }
             break;
         }
-        if rx.is_empty() {
+        if queue.depth().0 == 0 {
+            // An idle connection keeps little memory.
             out.shrink();
-            if batch.capacity() > WRITE_BATCH / 4 {
-                batch.shrink_to(WRITE_BATCH / 8);
+            if batch.capacity() > 1024 {
+                batch = VecDeque::new();
             }
         }
     }
     done.cancel();
-    let _ = writer.shutdown().await;
+    // Bounded: a TLS close_notify would wait for a peer that stopped reading.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer.shutdown()).await;
+}
+
+/// An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`: print it as people write it.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }

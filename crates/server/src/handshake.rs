@@ -103,7 +103,14 @@ pub fn associate(request: &Request) -> Result<Associate, Refusal> {
 
 /// GOST's step 4: the ingress rule's endpoint for the host (`None`: no rule,
 /// which counts as the zero id) must equal the request's router id.
+///
+/// Unlike GOST, which skips the check for a client that sends no host
+/// name, an empty host name needs a rule that names it (`hostname: ""`):
+/// otherwise a client could walk past an ingress that pins every name.
 pub fn check_ingress(associate: &Associate, endpoint: Option<[u8; 16]>) -> Result<(), Refusal> {
+    if associate.host.is_empty() && endpoint.is_none() {
+        return Err(Refusal { status: Status::HostUnreachable, reason: "no host name, and no ingress rule for none" });
+    }
     let allowed = endpoint.map(TunnelId::from_uuid).unwrap_or(TunnelId::ZERO);
     if allowed == associate.router_id {
         Ok(())

@@ -1,21 +1,20 @@
 //! The routing tunnel's router server (`handler: router`).
 //!
-//! One packet's path through this crate, file by file:
-//! [`conn`] reads frames from a client and asks [`forward`] where each
-//! packet goes (route table of the connection's [`namespace`], then the
-//! connection registered for the gateway host); the packet is queued on that
-//! connection's bounded queue, and that connection's writer in [`conn`]
-//! writes it out. [`handshake`] decides whether a connection gets that far.
+//! One packet's path through this crate, file by file: [`conn`] reads
+//! frames from a client and asks the forwarding core ([`rgost_forward`])
+//! where each packet goes, with the namespace's current [`router`]; it
+//! queues the packet on the receiving connection's [`queue`] (bounded in
+//! bytes), and that connection's writer in [`conn`] writes it out.
+//! [`handshake`] decides whether a connection gets that far.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod build;
 pub mod conn;
-pub mod forward;
 pub mod handshake;
 pub mod ingress;
 pub mod limits;
-pub mod namespace;
+pub mod queue;
 pub mod router;
 pub mod stats;
 
@@ -23,18 +22,26 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rgost_config::{Config, RouterService};
+use rgost_forward::Fabric;
+use rgost_relay::TunnelId;
 use rgost_routing::{Ingress, RouteTable};
-
-pub use ingress::IngressSource;
 use rgost_transport::{Listener, TransportError};
 use tokio_util::sync::CancellationToken;
 
+pub use ingress::IngressSource;
+pub use queue::QueueLimits;
 pub use router::Router;
 pub use stats::{DropReason, Stats};
 
-/// Packets queued per connection before further packets to it are dropped.
-pub const DEFAULT_QUEUE_PACKETS: usize = 256;
+/// Bytes queued per connection before further packets to it are dropped:
+/// about a millisecond at 10 Gbit/s, which a reading client drains at once.
+pub const DEFAULT_QUEUE_BYTES: usize = 1 << 20;
+/// Bytes queued for one host across its connections.
+pub const DEFAULT_HOST_QUEUE_BYTES: usize = 4 << 20;
+/// Bytes queued in the whole service.
+pub const DEFAULT_SERVER_QUEUE_BYTES: usize = 256 << 20;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,39 +58,39 @@ pub enum ServerError {
     },
 }
 
-/// Everything a router service decides with; shared by all its connections.
+/// Everything a router service decides with; shared by all its connections
+/// and replaced as a whole by a reload.
 #[derive(Debug)]
 pub struct Settings {
-    /// Bound on reading the handshake.
+    /// Bound on reading the handshake, and on finishing a frame once begun.
     pub read_timeout: Duration,
-    /// Per-connection queue length (packets).
-    pub queue_packets: usize,
+    /// Bounds of each connection's queue.
+    pub queue: QueueLimits,
+    /// Bytes queued at most for one host across its connections.
+    pub host_queue_bytes: usize,
+    /// Bytes queued at most in the whole service (fixed at start).
+    pub server_queue_bytes: usize,
     /// Routers by name.
     pub routers: HashMap<String, Arc<Router>>,
     /// The default router's name, used when the client's router id names no router.
     pub default_router: Option<String>,
     /// The authenticator, if configured: clients without valid credentials get Unauthorized.
     pub auther: Option<auth::Auther>,
-    /// Which hosts each user may register (beyond GOST; off when `None`).
-    pub host_binding: Option<auth::HostBinding>,
+    /// Which hosts each user may register, in which namespaces (beyond GOST; off when `None`).
+    pub host_binding: Option<rgost_routing::HostBinding>,
     /// The service's name (sent to an ingress plugin).
     pub service: String,
     /// The ingress, if configured.
     pub ingress: Option<IngressSource>,
-    /// Drop packets whose source address does not route back to the sender.
+    /// Drop packets whose source address does not route back to the sending host.
     pub strict_source: bool,
     /// Largest handshake request accepted (bytes).
     pub max_request: usize,
-    /// Connections at once, in total; more are closed at accept.
+    /// Connections at once, in total; more are closed at accept (fixed at start).
     pub max_connections: usize,
-    /// Connections at once from one source address; more are closed at accept.
+    /// Connections at once from one source address; more are closed at accept (fixed at start).
     pub max_connections_per_ip: usize,
 }
-
-/// Default bound on connections at once.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
-/// Default bound on connections at once from one address.
-pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 512;
 
 impl Settings {
     /// Builds the settings of `service` from the config's inline routers,
@@ -113,11 +120,24 @@ impl Settings {
             }),
             (None, None) => None,
         };
-        let host_binding =
-            (!service.host_binding.is_empty()).then(|| auth::HostBinding::new(service.host_binding.iter().cloned()));
+        let host_binding = (!service.host_binding.is_empty()).then(|| {
+            rgost_routing::HostBinding::new(service.host_binding.iter().map(|(user, hosts)| {
+                let rules = hosts
+                    .iter()
+                    .filter_map(|text| {
+                        rgost_routing::HostRule::parse(text)
+                            .map_err(|e| tracing::warn!(user = %user, "hosts: skipping {e}"))
+                            .ok()
+                    })
+                    .collect();
+                (user.clone(), rules)
+            }))
+        });
         Settings {
             read_timeout: service.read_timeout,
-            queue_packets: service.limits.queue_packets,
+            queue: QueueLimits { packets: service.limits.queue_packets, bytes: DEFAULT_QUEUE_BYTES },
+            host_queue_bytes: DEFAULT_HOST_QUEUE_BYTES,
+            server_queue_bytes: DEFAULT_SERVER_QUEUE_BYTES,
             routers,
             default_router: service.default_router.clone(),
             auther,
@@ -130,22 +150,85 @@ impl Settings {
             max_connections_per_ip: service.limits.max_connections_per_ip,
         }
     }
+
+    /// The router for namespace `id`: the router named by the id's UUID
+    /// string, else the default router. The flag says whether it is the
+    /// default standing in for a router the id does not name.
+    pub fn router_for(&self, id: &TunnelId) -> Option<(&str, &Arc<Router>, bool)> {
+        if let Some((name, router)) = self.routers.get_key_value(&id.to_string()) {
+            return Some((name, router, false));
+        }
+        let name = self.default_router.as_ref()?;
+        self.routers.get_key_value(name).map(|(name, router)| (name.as_str(), router, true))
+    }
+}
+
+/// The settings in force, with the routers indexed by namespace id.
+#[derive(Debug)]
+struct Live {
+    settings: Settings,
+    /// Routers whose names are router ids (UUIDs).
+    by_id: HashMap<TunnelId, Arc<Router>>,
+    /// The default router, if it exists.
+    default: Option<Arc<Router>>,
+}
+
+impl Live {
+    fn new(settings: Settings) -> Live {
+        let by_id = settings
+            .routers
+            .iter()
+            .filter_map(|(name, router)| {
+                // GOST matches the id's lowercase hyphenated form exactly.
+                let id = TunnelId::from_uuid(*uuid::Uuid::parse_str(name).ok()?.as_bytes());
+                (id.to_string() == *name).then(|| (id, Arc::clone(router)))
+            })
+            .collect();
+        let default = settings.default_router.as_ref().and_then(|name| settings.routers.get(name)).cloned();
+        Live { settings, by_id, default }
+    }
+
+    fn router(&self, id: &TunnelId) -> Option<&Arc<Router>> {
+        self.by_id.get(id).or(self.default.as_ref())
+    }
+}
+
+/// A connection as the forwarding core holds it: where to queue its packets.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Its outgoing queue.
+    pub queue: Arc<queue::Queue>,
 }
 
 /// A running router service's shared state.
 #[derive(Debug)]
 pub struct Server {
-    settings: Settings,
-    namespaces: namespace::Namespaces,
+    live: ArcSwap<Live>,
+    fabric: Fabric<Peer>,
     stats: Arc<Stats>,
     limits: limits::Limits,
+    budget: Arc<queue::Budget>,
 }
 
 impl Server {
     /// A server with these settings and no connections.
     pub fn new(settings: Settings) -> Arc<Server> {
         let limits = limits::Limits::new(settings.max_connections, settings.max_connections_per_ip);
-        Arc::new(Server { settings, namespaces: namespace::Namespaces::default(), stats: Arc::default(), limits })
+        let budget = Arc::new(queue::Budget::new(settings.server_queue_bytes));
+        Arc::new(Server {
+            live: ArcSwap::from_pointee(Live::new(settings)),
+            fabric: Fabric::new(),
+            stats: Arc::default(),
+            limits,
+            budget,
+        })
+    }
+
+    /// Puts new settings in force: the next handshake and the next batch of
+    /// packets of every connection see them; connections stay. The
+    /// connection limits and the service's byte budget stay as they were.
+    pub fn reload(&self, settings: Settings) {
+        self.live.store(Arc::new(Live::new(settings)));
     }
 
     /// The drop and connection counters.
@@ -153,14 +236,24 @@ impl Server {
         &self.stats
     }
 
-    /// How many connections are registered as `host` in namespace `router_id`.
-    pub fn connections(&self, router_id: &rgost_relay::TunnelId, host: &str) -> usize {
-        self.namespaces.connections(router_id, host)
+    /// Local connections registered as `host` in namespace `router_id`.
+    pub fn connections(&self, router_id: &TunnelId, host: &str) -> usize {
+        self.fabric.connections(router_id, host)
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
+    /// The namespaces and who receives for each host.
+    pub fn fabric(&self) -> &Fabric<Peer> {
+        &self.fabric
+    }
+
+    /// Bytes queued in the whole service now.
+    pub fn queued_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> SettingsGuard {
+        SettingsGuard(self.live.load_full())
     }
 
     /// Accepts connections on `listener` until `shutdown` fires, then closes
@@ -212,4 +305,16 @@ pub fn bind(service: &RouterService) -> Result<Listener, ServerError> {
             source,
         }
     })
+}
+
+/// The settings in force at one moment (a reload does not change them under you).
+#[derive(Debug)]
+pub struct SettingsGuard(Arc<Live>);
+
+impl std::ops::Deref for SettingsGuard {
+    type Target = Settings;
+
+    fn deref(&self) -> &Settings {
+        &self.0.settings
+    }
 }

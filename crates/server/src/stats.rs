@@ -2,58 +2,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Why a packet was not delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    /// A zero-length frame.
-    Empty,
-    /// Not an IPv4/IPv6 packet, or a truncated header.
-    NotIp,
-    /// No route for the destination in the namespace's router.
-    NoRoute,
-    /// The route's gateway host has no connection.
-    NoHost,
-    /// The receiving connection's queue is full (it is not reading fast enough).
-    QueueFull,
-    /// The receiving connection closed meanwhile.
-    Closed,
-    /// The source address does not route back to the sending host.
-    Spoofed,
-    /// A plugin lookup could not take the packet (too many held or in flight).
-    Unresolved,
-}
-
-impl DropReason {
-    const ALL: [DropReason; 8] = [
-        DropReason::Empty,
-        DropReason::NotIp,
-        DropReason::NoRoute,
-        DropReason::NoHost,
-        DropReason::QueueFull,
-        DropReason::Closed,
-        DropReason::Spoofed,
-        DropReason::Unresolved,
-    ];
-
-    /// A short name for logs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::Empty => "empty",
-            DropReason::NotIp => "not_ip",
-            DropReason::NoRoute => "no_route",
-            DropReason::NoHost => "no_host",
-            DropReason::QueueFull => "queue_full",
-            DropReason::Closed => "closed",
-            DropReason::Spoofed => "spoofed",
-            DropReason::Unresolved => "unresolved",
-        }
-    }
-}
+pub use rgost_forward::DropReason;
 
 /// Server-wide counters.
 #[derive(Debug, Default)]
 pub struct Stats {
-    drops: [AtomicU64; 8],
+    drops: [AtomicU64; DropReason::COUNT],
     forwarded: AtomicU64,
     accepted: AtomicU64,
     refused: AtomicU64,
@@ -62,7 +16,14 @@ pub struct Stats {
 impl Stats {
     /// Counts one dropped packet.
     pub fn drop_packet(&self, reason: DropReason) {
-        self.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
+        self.drop_packets(reason, 1);
+    }
+
+    /// Counts `n` dropped packets.
+    pub fn drop_packets(&self, reason: DropReason, n: u64) {
+        if let Some(counter) = self.drops.get(reason.index()) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Counts `n` forwarded packets (called once per read batch).
@@ -82,7 +43,7 @@ impl Stats {
 
     /// Packets dropped for `reason` so far.
     pub fn drops(&self, reason: DropReason) -> u64 {
-        self.drops[reason as usize].load(Ordering::Relaxed)
+        self.drops.get(reason.index()).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Packets forwarded so far.

@@ -3,7 +3,7 @@
 //! a receiver that stops reading. No TUN, no root.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,7 +120,7 @@ async fn drops_are_counted_and_the_stream_goes_on() {
     assert_eq!(c2.recv().await, good);
     let stats = srv.server.stats();
     until(|| stats.drops(DropReason::NoHost) == 1).await;
-    assert_eq!(stats.drops(DropReason::Empty), 1);
+    assert_eq!(stats.drops(DropReason::ZeroLength), 1);
     assert_eq!(stats.drops(DropReason::NotIp), 2);
     assert_eq!(stats.drops(DropReason::NoRoute), 1);
 }
@@ -155,44 +155,63 @@ async fn request_and_first_frames_in_one_write() {
 }
 
 #[tokio::test]
-async fn same_host_flows_stick_and_move_when_a_connection_closes() {
+async fn the_newest_connection_of_a_host_receives_and_standbys_take_over() {
     let srv = start(settings());
     let mut sender = Client::ok(srv.addr, "host-1").await;
     let mut a = Client::ok(srv.addr, "host-2").await;
     let mut b = Client::ok(srv.addr, "host-2").await;
-    until(|| srv.server.stats().accepted_total() == 3).await;
+    let mut c = Client::ok(srv.addr, "host-2").await;
+    until(|| srv.server.connections(&TunnelId::ZERO, "host-2") == 3).await;
 
-    // 64 flows (by source port), 3 rounds: each flow always lands on the same connection.
-    let mut owner: HashMap<u16, char> = HashMap::new();
-    for round in 0..3 {
-        for port in 0..64u16 {
-            sender.send(&udp4(H1, H2, 10_000 + port, 53, &[round])).await;
-        }
-        let mut seen = HashSet::new();
-        for (name, conn) in [('a', &mut a), ('b', &mut b)] {
-            while let Some(p) = conn.recv_within(Duration::from_millis(300)).await {
-                let port = u16::from_be_bytes([p[20], p[21]]) - 10_000;
-                assert!(seen.insert(port), "flow {port} delivered twice");
-                let prev = owner.insert(port, name);
-                assert!(prev.is_none() || prev == Some(name), "flow {port} moved from {prev:?} to {name}");
-            }
-        }
-        assert_eq!(seen.len(), 64, "every packet delivered exactly once");
+    // Every flow goes to the newest connection, c; the others get nothing.
+    let send_flows = |tag: &'static [u8]| {
+        let packets: Vec<Vec<u8>> = (0..64u16).map(|port| udp4(H1, H2, 10_000 + port, 53, tag)).collect();
+        packets
+    };
+    for p in send_flows(b"one") {
+        sender.send(&p).await;
     }
-    let on_a: Vec<u16> = owner.iter().filter(|(_, c)| **c == 'a').map(|(p, _)| *p).collect();
-    assert!(!on_a.is_empty() && on_a.len() < 64, "flows spread over both connections: {} on a", on_a.len());
+    let mut got = 0;
+    while c.recv_within(Duration::from_millis(300)).await.is_some() {
+        got += 1;
+    }
+    assert_eq!(got, 64, "all flows on the newest connection");
+    assert!(a.recv_within(Duration::from_millis(50)).await.is_none());
+    assert!(b.recv_within(Duration::from_millis(50)).await.is_none());
 
-    // Close b: its flows move to a; a's flows stay.
-    drop(b);
+    // A standby closing changes nothing; the receiver closing hands every
+    // flow to the newest standby.
+    drop(a);
+    until(|| srv.server.connections(&TunnelId::ZERO, "host-2") == 2).await;
+    drop(c);
     until(|| srv.server.connections(&TunnelId::ZERO, "host-2") == 1).await;
+    for p in send_flows(b"two") {
+        sender.send(&p).await;
+    }
+    let mut got = 0;
+    while b.recv_within(Duration::from_millis(300)).await.is_some() {
+        got += 1;
+    }
+    assert_eq!(got, 64, "all flows moved to the remaining standby");
+}
+
+#[tokio::test]
+async fn a_frozen_receiver_loses_its_host_to_its_replacement_at_once() {
+    let srv = start(settings());
+    let mut sender = Client::ok(srv.addr, "host-1").await;
+    // The old connection is alive as far as TCP knows but never reads (a
+    // frozen process, or a path that died behind a NAT).
+    let _frozen = Client::ok(srv.addr, "host-2").await;
+    let mut replacement = Client::ok(srv.addr, "host-2").await;
+    until(|| srv.server.connections(&TunnelId::ZERO, "host-2") == 2).await;
     for port in 0..64u16 {
-        sender.send(&udp4(H1, H2, 10_000 + port, 53, b"after")).await;
+        sender.send(&udp4(H1, H2, 20_000 + port, 53, b"x")).await;
     }
-    let mut got = HashSet::new();
-    while let Some(p) = a.recv_within(Duration::from_millis(300)).await {
-        got.insert(u16::from_be_bytes([p[20], p[21]]) - 10_000);
+    let mut got = 0;
+    while replacement.recv_within(Duration::from_millis(300)).await.is_some() {
+        got += 1;
     }
-    assert_eq!(got.len(), 64, "all flows now on the remaining connection");
+    assert_eq!(got, 64);
 }
 
 #[tokio::test]
@@ -260,7 +279,7 @@ async fn spoofed_sources_are_dropped_unless_turned_off() {
     let good = udp4([192, 168, 100, 9], H2, 1, 2, b"from host-1's LAN");
     c1.send(&good).await;
     assert_eq!(c2.recv().await, good);
-    assert_eq!(srv.server.stats().drops(DropReason::Spoofed), 2);
+    assert_eq!(srv.server.stats().drops(DropReason::SpoofedSource), 2);
 
     let mut s = settings();
     s.strict_source = false;
@@ -302,7 +321,7 @@ fn plugin_settings(delay: Duration, ttl: Duration) -> (Settings, Arc<FakePlugin>
     let plugin =
         Arc::new(FakePlugin { table: seed_table(), delay, calls: Default::default(), ids: Default::default() });
     let mut s = settings();
-    s.routers.insert("router-0".to_owned(), Arc::new(Router::Plugin { resolver: plugin.clone(), ttl }));
+    s.routers.insert("router-0".to_owned(), Arc::new(Router::plugin(plugin.clone(), ttl)));
     (s, plugin)
 }
 
@@ -312,31 +331,32 @@ async fn plugin_router_holds_coalesces_and_caches() {
     let srv = start(s);
     let mut c1 = Client::ok(srv.addr, "host-1").await;
     let mut c2 = Client::ok(srv.addr, "host-2").await;
-    // Ten packets to one destination while its lookup runs: one lookup,
-    // a few held and delivered when it answers, the rest dropped.
+    // Ten packets to one destination while its lookups run (the source, for
+    // the source check, and the destination): one lookup per address, a few
+    // packets held and delivered when both answer, the rest dropped.
     for i in 0..10u8 {
         c1.send(&udp4(H1, H2, 1, 2, &[i])).await;
     }
     let mut got = 0;
-    while c2.recv_within(Duration::from_millis(600)).await.is_some() {
+    while c2.recv_within(Duration::from_millis(800)).await.is_some() {
         got += 1;
     }
-    assert_eq!(got, rgost_server::router::MAX_HELD_PER_DESTINATION);
-    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
-    assert_eq!(srv.server.stats().drops(DropReason::Unresolved), 6);
+    assert_eq!(got, rgost_forward::lookup::MAX_HELD_PER_ADDRESS);
+    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(srv.server.stats().drops(DropReason::PluginPendingFull), 6);
     assert_eq!(plugin.ids.lock().unwrap()[0], TunnelId::ZERO);
     // Cached now: delivered at once, no new lookup.
     let p = udp4(H1, H2, 1, 2, b"cached");
     c1.send(&p).await;
     assert_eq!(c2.recv_within(Duration::from_millis(100)).await.as_deref(), Some(&p[..]));
-    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     // "No route" is cached too.
     c1.send(&udp4(H1, [10, 1, 1, 1], 1, 2, b"x")).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     c1.send(&udp4(H1, [10, 1, 1, 1], 1, 2, b"x")).await;
     let stats = srv.server.stats();
     until(|| stats.drops(DropReason::NoRoute) == 2).await;
-    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
@@ -350,11 +370,11 @@ async fn plugin_answers_expire() {
     assert_eq!(c2.recv().await, p);
     c1.send(&p).await;
     assert_eq!(c2.recv().await, p);
-    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 2, "source and destination");
     tokio::time::sleep(Duration::from_millis(300)).await;
     c1.send(&p).await;
     assert_eq!(c2.recv().await, p);
-    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 4);
 }
 
 #[tokio::test]
@@ -376,13 +396,22 @@ async fn a_slow_plugin_never_stalls_table_routed_traffic() {
 }
 
 async fn raw_handshake(addr: SocketAddr, auth: Option<(&[u8], &[u8])>, host: &str) -> Vec<u8> {
+    raw_handshake_in(addr, auth, host, None).await
+}
+
+async fn raw_handshake_in(
+    addr: SocketAddr,
+    auth: Option<(&[u8], &[u8])>,
+    host: &str,
+    router_id: Option<[u8; 16]>,
+) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let mut out = Vec::new();
     Request::associate(
         auth,
         Addr { host: rgost_relay::Host::Ipv4(Ipv4Addr::new(10, 0, 0, 2)), port: 0 },
         host.as_bytes(),
-        None,
+        router_id.map(TunnelId::from_uuid),
     )
     .encode(&mut out);
     stream.write_all(&out).await.expect("send");
@@ -395,7 +424,8 @@ async fn raw_handshake(addr: SocketAddr, auth: Option<(&[u8], &[u8])>, host: &st
 
 #[tokio::test]
 async fn authentication_and_host_binding() {
-    use rgost_server::auth::{Auther, HostBinding};
+    use rgost_routing::{HostBinding, HostRule};
+    use rgost_server::auth::Auther;
     let mut s = settings();
     s.auther = Some(Auther::users(HashMap::from([("alice".to_owned(), "s3cret".to_owned())])));
     let srv = start(s);
@@ -405,10 +435,18 @@ async fn authentication_and_host_binding() {
 
     let mut s = settings();
     s.auther = Some(Auther::users(HashMap::from([("alice".to_owned(), "s3cret".to_owned())])));
-    s.host_binding = Some(HostBinding::new([("alice".to_owned(), vec!["host-1".to_owned()])]));
+    let ns1 = TunnelId::from_uuid(NS1);
+    s.host_binding = Some(HostBinding::new([(
+        "alice".to_owned(),
+        vec![HostRule::parse("host-1").unwrap(), HostRule::parse(&format!("host-2@{ns1}")).unwrap()],
+    )]));
     let srv = start(s);
-    assert_eq!(raw_handshake(srv.addr, Some((b"alice", b"s3cret")), "host-1").await[..2], [0x01, 0x00]);
-    assert_eq!(raw_handshake(srv.addr, Some((b"alice", b"s3cret")), "host-2").await, [0x01, 0x03, 0x00, 0x00]);
+    let alice = Some((&b"alice"[..], &b"s3cret"[..]));
+    assert_eq!(raw_handshake(srv.addr, alice, "host-1").await[..2], [0x01, 0x00]);
+    assert_eq!(raw_handshake(srv.addr, alice, "host-3").await, [0x01, 0x03, 0x00, 0x00]);
+    // host-2 only in NS1: another tenant's (the zero namespace's) host-2 is refused.
+    assert_eq!(raw_handshake(srv.addr, alice, "host-2").await, [0x01, 0x03, 0x00, 0x00]);
+    assert_eq!(raw_handshake_in(srv.addr, alice, "host-2", Some(NS1)).await[..2], [0x01, 0x00]);
 }
 
 #[tokio::test]

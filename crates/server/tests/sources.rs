@@ -215,12 +215,13 @@ routers:
     let before = server.server.stats().drops(DropReason::NoRoute);
     a.send(&udp4(H1, H3, 1, 2, b"nowhere")).await;
     until(|| server.server.stats().drops(DropReason::NoRoute) > before).await;
-    // The plugin goes away: after the expiry, no route; the server keeps serving.
+    // The plugin goes away: after the expiry, nothing is known (the source
+    // cannot be checked: dropped as spoofed); the server keeps serving.
     drop(http);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let before = server.server.stats().drops(DropReason::NoRoute);
+    let before = server.server.stats().drops(DropReason::SpoofedSource);
     a.send(&udp4(H1, H2, 1, 2, b"plugin down")).await;
-    until(|| server.server.stats().drops(DropReason::NoRoute) > before).await;
+    until(|| server.server.stats().drops(DropReason::SpoofedSource) > before).await;
     assert!(b.recv_within(Duration::from_millis(200)).await.is_none());
     let (_c, r) = Client::connect(server.addr, "host-3", None).await;
     assert_eq!(r.status, Status::Ok, "the server stopped serving with its plugin down");
@@ -256,9 +257,10 @@ routers:
     for i in 0..10u8 {
         a.send(&udp4(H1, H2, 1, 2, &[i])).await;
     }
-    until(|| server.server.stats().drops(DropReason::Unresolved) >= 6).await;
-    // The timeout answers "no route" for the held ones.
-    until(|| server.server.stats().drops(DropReason::NoRoute) >= 4).await;
+    until(|| server.server.stats().drops(DropReason::PluginPendingFull) >= 6).await;
+    // The timeout answers "no route" for the held ones' source: they are
+    // dropped, as the source cannot be checked.
+    until(|| server.server.stats().drops(DropReason::SpoofedSource) >= 4).await;
     assert!(b.recv_within(Duration::from_millis(200)).await.is_none());
     stop.cancel();
 }

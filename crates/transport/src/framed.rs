@@ -30,11 +30,13 @@ const WRITE_FLUSH: usize = 256 * 1024;
 pub struct FrameReader {
     buf: BytesMut,
     chunk: usize,
+    /// The size of the buffer the last read went into.
+    filled: usize,
 }
 
 impl Default for FrameReader {
     fn default() -> Self {
-        FrameReader { buf: BytesMut::new(), chunk: MIN_CHUNK }
+        FrameReader { buf: BytesMut::new(), chunk: MIN_CHUNK, filled: 0 }
     }
 }
 
@@ -54,6 +56,7 @@ impl FrameReader {
             FrameStatus::Complete { .. } => 0,
         };
         self.buf.reserve(need.max(self.chunk));
+        self.filled = self.buf.capacity();
         let spare = self.buf.capacity() - self.buf.len();
         let n = r.read_buf(&mut self.buf).await?;
         // Grow while reads fill the buffer, shrink back when they do not.
@@ -75,6 +78,12 @@ impl FrameReader {
             }
             FrameStatus::Incomplete(_) => None,
         }
+    }
+
+    /// The size of the buffer the last read went into. Every packet of that
+    /// read is a slice of it and keeps all of it allocated while referenced.
+    pub fn buffer_size(&self) -> usize {
+        self.filled
     }
 
     /// Whether bytes of an unfinished frame are buffered.

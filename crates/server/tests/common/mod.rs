@@ -39,7 +39,9 @@ pub fn seed_table() -> RouteTable {
 pub fn settings() -> Settings {
     Settings {
         read_timeout: Duration::from_millis(500),
-        queue_packets: 64,
+        queue: rgost_server::QueueLimits { packets: 64, bytes: rgost_server::DEFAULT_QUEUE_BYTES },
+        host_queue_bytes: rgost_server::DEFAULT_HOST_QUEUE_BYTES,
+        server_queue_bytes: rgost_server::DEFAULT_SERVER_QUEUE_BYTES,
         routers: HashMap::from([("router-0".to_owned(), Arc::new(Router::table(seed_table())))]),
         default_router: Some("router-0".to_owned()),
         auther: None,
