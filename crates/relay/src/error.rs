@@ -14,9 +14,6 @@ pub enum DecodeError {
     /// The version byte is not `0x01`.
     #[error("unsupported protocol version {0:#04x}")]
     BadVersion(u8),
-    /// The command nibble is not CONNECT, BIND or ASSOCIATE.
-    #[error("unknown command {0:#04x}")]
-    UnknownCommand(u8),
     /// The status byte is not one of the defined statuses.
     #[error("unknown status {0:#04x}")]
     UnknownStatus(u8),

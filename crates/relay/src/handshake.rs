@@ -19,6 +19,10 @@ pub enum Command {
     Bind,
     /// 0x03: the routing tunnel's command.
     Associate,
+    /// Any other command nibble (0x00, 0x04..=0x0F), kept as received: GOST reads the whole
+    /// request and authenticates before it answers an undefined command with BadRequest, so the
+    /// decoder must not refuse it. Never 0x01..=0x03 when decoded; encoded as the value held.
+    Unknown(u8),
 }
 
 /// Response statuses.
@@ -119,28 +123,29 @@ impl Command {
             Command::Connect => 0x01,
             Command::Bind => 0x02,
             Command::Associate => 0x03,
+            Command::Unknown(code) => code,
         }
     }
 
-    /// The command for a CMD byte, if defined; only the low 4 bits are looked at
-    /// (the `0x80` UDP flag of old clients is ignored).
-    pub fn from_code(code: u8) -> Option<Command> {
-        Some(match code & CMD_MASK {
+    /// The command for a CMD byte; only the low 4 bits are looked at (the `0x80` UDP flag of old
+    /// clients is ignored). A nibble with no defined command is [`Command::Unknown`].
+    pub fn from_code(code: u8) -> Command {
+        match code & CMD_MASK {
             0x01 => Command::Connect,
             0x02 => Command::Bind,
             0x03 => Command::Associate,
-            _ => return None,
-        })
+            other => Command::Unknown(other),
+        }
     }
 }
 
 impl Request {
     /// Decodes a request from the front of `buf`; returns it and the bytes used.
     /// Returns [`DecodeError::Incomplete`] with the missing count when `buf`
-    /// is a proper prefix of a well-formed header/feature block.
+    /// is a proper prefix of a well-formed header/feature block. Any command
+    /// nibble is accepted (see [`Command::Unknown`]).
     pub fn decode(buf: &[u8]) -> Result<(Request, usize), DecodeError> {
-        let (cmd, features, used) =
-            decode_message(buf, |cmd| Command::from_code(cmd).ok_or(DecodeError::UnknownCommand(cmd)))?;
+        let (cmd, features, used) = decode_message(buf, |cmd| Ok(Command::from_code(cmd)))?;
         Ok((Request { command: cmd, features }, used))
     }
 
@@ -259,7 +264,9 @@ const CMD_MASK: u8 = 0x0f;
 /// Decodes `VER | CODE | FEALEN | FEATURES`, interpreting CODE with `code`.
 ///
 /// The version and code are checked as soon as their byte is present, so a
-/// bad peer is rejected without waiting for the rest of the message.
+/// bad peer is rejected without waiting for the rest of the message (a
+/// request's command is never refused: the server answers it once it has the
+/// whole request).
 fn decode_message<C>(
     buf: &[u8],
     code: impl FnOnce(u8) -> Result<C, DecodeError>,

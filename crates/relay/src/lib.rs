@@ -8,6 +8,16 @@
 //! * [`feature`]: the TLV features carried by both.
 //! * [`frame`]: the `LEN(2) | PACKET` framing used after a successful ASSOCIATE.
 //! * [`ip`]: zero-copy IPv4/IPv6 header views (destination, flow key).
+//!
+//! # Strict writer, lenient reader
+//!
+//! The encoders write only what GOST's own clients and servers write. The
+//! decoders accept what GOST's reader accepts, which is more than
+//! `spec/relay-protocol.md` describes; none of it is sent by a current GOST peer:
+//!
+//! * a request with an undefined command (0x00, 0x04..=0x0F) decodes to
+//!   [`Command::Unknown`], so that a server can answer it with BadRequest
+//!   after authentication, in GOST's order of checks;
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -40,7 +40,12 @@ fn feature() -> impl Strategy<Value = Feature> {
 }
 
 fn command() -> impl Strategy<Value = Command> {
-    prop_oneof![Just(Command::Connect), Just(Command::Bind), Just(Command::Associate)]
+    prop_oneof![
+        Just(Command::Connect),
+        Just(Command::Bind),
+        Just(Command::Associate),
+        (0u8..=0x0f).prop_filter("defined", |c| !(1..=3).contains(c)).prop_map(Command::Unknown),
+    ]
 }
 
 fn status() -> impl Strategy<Value = Status> {

@@ -1,0 +1,55 @@
+//! Requests and responses that no current GOST peer sends but GOST's own reader
+//! accepts (issue 12, section 5): rgost reads them as GOST does. Every case is
+//! written out as the bytes on the wire.
+
+use rgost_relay::{Command, DecodeError, Feature, Network, Request};
+
+/// Parses hex with any whitespace between bytes.
+fn hex(s: &str) -> Vec<u8> {
+    let nibble = |c: char| match c.to_digit(16) {
+        Some(d) => d as u8,
+        None => panic!("not a hex digit: {c:?}"),
+    };
+    let digits: Vec<u8> = s.chars().filter(|c| !c.is_whitespace()).map(nibble).collect();
+    assert_eq!(digits.len() % 2, 0, "odd number of hex digits");
+    digits.chunks(2).map(|pair| pair[0] << 4 | pair[1]).collect()
+}
+
+fn encode_request(request: &Request) -> Vec<u8> {
+    let mut out = Vec::new();
+    request.encode(&mut out);
+    out
+}
+
+#[test]
+fn undefined_command_is_read_and_kept() {
+    let wire = hex("01 00 00 00");
+    assert_eq!(Request::decode(&wire), Ok((Request { command: Command::Unknown(0x00), features: vec![] }, 4)));
+
+    // The old UDP flag is ignored as for the defined commands, and the
+    // features are read: the server needs the credentials before it answers.
+    let wire = hex("01 8f 00 05  04 00 02 00 02");
+    let (request, used) = Request::decode(&wire).unwrap();
+    assert_eq!(used, wire.len());
+    assert_eq!(request.command, Command::Unknown(0x0f));
+    assert_eq!(request.features, [Feature::Network(Network::Ip)]);
+    assert_eq!(encode_request(&request), hex("01 0f 00 05  04 00 02 00 02"));
+
+    for nibble in [0x00].into_iter().chain(0x04..=0x0f) {
+        let (request, _) = Request::decode(&[0x01, nibble, 0x00, 0x00]).unwrap();
+        assert_eq!(request.command, Command::Unknown(nibble));
+        assert_eq!(request.command.code(), nibble);
+        assert_eq!(encode_request(&request), [0x01, nibble, 0x00, 0x00]);
+    }
+}
+
+#[test]
+fn undefined_command_still_needs_a_well_formed_request() {
+    // A prefix waits for the rest of the request instead of being refused.
+    assert_eq!(Request::decode(&hex("01 04")), Err(DecodeError::Incomplete(2)));
+    assert_eq!(Request::decode(&hex("01 04 00 05  04 00")), Err(DecodeError::Incomplete(3)));
+    // A malformed feature block is refused whatever the command.
+    assert!(matches!(Request::decode(&hex("01 04 00 02  04 00")), Err(DecodeError::MalformedFeature { .. })));
+    // And so is a bad version.
+    assert_eq!(Request::decode(&hex("02 04 00 00")), Err(DecodeError::BadVersion(2)));
+}
