@@ -39,7 +39,4 @@ pub enum DecodeError {
     /// An address type byte other than IPv4, IPv6 or domain.
     #[error("unknown address type {0:#04x}")]
     UnknownAddrType(u8),
-    /// A network value that is not one of the defined networks.
-    #[error("unknown network {0:#06x}")]
-    UnknownNetwork(u16),
 }

@@ -100,6 +100,9 @@ pub enum Network {
     Unix,
     /// 0x0011.
     Serial,
+    /// Any other value, kept as received (GOST names it tcp). Never one of the
+    /// values above when decoded; encoded as the value held.
+    Unknown(u16),
 }
 
 impl PartialEq for TunnelId {
@@ -270,19 +273,20 @@ impl Network {
             Network::Ip => 0x0002,
             Network::Unix => 0x0010,
             Network::Serial => 0x0011,
+            Network::Unknown(code) => code,
         }
     }
 
-    /// The network for a 16-bit value, if defined.
-    pub fn from_code(code: u16) -> Option<Network> {
-        Some(match code {
+    /// The network for a 16-bit value; an undefined value is [`Network::Unknown`].
+    pub fn from_code(code: u16) -> Network {
+        match code {
             0x0000 => Network::Tcp,
             0x0001 => Network::Udp,
             0x0002 => Network::Ip,
             0x0010 => Network::Unix,
             0x0011 => Network::Serial,
-            _ => return None,
-        })
+            other => Network::Unknown(other),
+        }
     }
 }
 
@@ -366,6 +370,5 @@ fn decode_network(data: &[u8]) -> Result<Network, DecodeError> {
     let Ok(bytes) = <[u8; NETWORK_LEN]>::try_from(data) else {
         return Err(DecodeError::MalformedFeature { feature: "Network", reason: "data is not 2 bytes" });
     };
-    let code = u16::from_be_bytes(bytes);
-    Network::from_code(code).ok_or(DecodeError::UnknownNetwork(code))
+    Ok(Network::from_code(u16::from_be_bytes(bytes)))
 }

@@ -18,6 +18,7 @@
 //! * a request with an undefined command (0x00, 0x04..=0x0F) decodes to
 //!   [`Command::Unknown`], so that a server can answer it with BadRequest
 //!   after authentication, in GOST's order of checks;
+//! * an undefined Network value decodes to [`Network::Unknown`] (GOST treats it as tcp);
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -90,10 +90,10 @@ fn wrong_size_data() {
     let mut tunnel = vec![3, 0, 21];
     tunnel.extend([0; 21]);
     assert!(malformed(&tunnel));
-    // Network must be exactly 2 bytes and a known value.
+    // Network must be exactly 2 bytes; any value is kept.
     assert!(malformed(&[4, 0, 1, 0]));
     assert!(malformed(&[4, 0, 3, 0, 2, 0]));
-    assert_eq!(Feature::decode(&[4, 0, 2, 0, 3]), Err(DecodeError::UnknownNetwork(3)));
+    assert_eq!(Feature::decode(&[4, 0, 2, 0, 3]).unwrap().0, Feature::Network(Network::Unknown(3)));
     assert_eq!(Feature::decode(&[4, 0, 2, 0, 0x11]).unwrap().0, Feature::Network(Network::Serial));
     // Addr: per ATYP.
     assert!(malformed(&[2, 0, 0]));

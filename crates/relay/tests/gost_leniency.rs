@@ -2,7 +2,7 @@
 //! accepts (issue 12, section 5): rgost reads them as GOST does. Every case is
 //! written out as the bytes on the wire.
 
-use rgost_relay::{Command, DecodeError, Feature, Network, Request};
+use rgost_relay::{Addr, Command, DecodeError, Feature, Network, Request, TunnelId};
 
 /// Parses hex with any whitespace between bytes.
 fn hex(s: &str) -> Vec<u8> {
@@ -14,6 +14,9 @@ fn hex(s: &str) -> Vec<u8> {
     assert_eq!(digits.len() % 2, 0, "odd number of hex digits");
     digits.chunks(2).map(|pair| pair[0] << 4 | pair[1]).collect()
 }
+
+const ROUTER_ID: [u8; 16] =
+    [0xe8, 0x7f, 0x56, 0xdd, 0xfd, 0x57, 0x49, 0x21, 0x9a, 0xb8, 0xa0, 0x84, 0x76, 0x62, 0xda, 0xae];
 
 fn encode_request(request: &Request) -> Vec<u8> {
     let mut out = Vec::new();
@@ -52,4 +55,26 @@ fn undefined_command_still_needs_a_well_formed_request() {
     assert!(matches!(Request::decode(&hex("01 04 00 02  04 00")), Err(DecodeError::MalformedFeature { .. })));
     // And so is a bad version.
     assert_eq!(Request::decode(&hex("02 04 00 00")), Err(DecodeError::BadVersion(2)));
+}
+
+#[test]
+fn undefined_network_value_is_kept() {
+    assert_eq!(Feature::decode(&hex("04 00 02 00 03")), Ok((Feature::Network(Network::Unknown(0x0003)), 5)));
+    assert_eq!(Feature::decode(&hex("04 00 02 ff ff")), Ok((Feature::Network(Network::Unknown(0xffff)), 5)));
+
+    // The spec's ASSOCIATE with Network = 0x1234 instead of ip.
+    let wire = hex("
+        01 03 00 33
+        04 00 02 12 34
+        02 00 07 01 0a 00 00 02 c7 38
+        02 00 0a 03 06 68 6f 73 74 2d 31 00 00
+        03 00 14 e8 7f 56 dd fd 57 49 21 9a b8 a0 84 76 62 da ae 00 00 00 00");
+    let (request, used) = Request::decode(&wire).unwrap();
+    assert_eq!(used, wire.len());
+    let info = request.associate_info();
+    assert_eq!(info.network, Some(Network::Unknown(0x1234)));
+    assert_eq!(info.dst, Some(&Addr::domain(b"host-1", 0)));
+    assert_eq!(info.router_id, TunnelId::from_uuid(ROUTER_ID));
+    // Written back as received.
+    assert_eq!(encode_request(&request), wire);
 }

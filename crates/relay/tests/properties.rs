@@ -27,7 +27,14 @@ fn addr() -> impl Strategy<Value = Addr> {
 }
 
 fn network() -> impl Strategy<Value = Network> {
-    prop_oneof![Just(Network::Tcp), Just(Network::Udp), Just(Network::Ip), Just(Network::Unix), Just(Network::Serial),]
+    prop_oneof![
+        Just(Network::Tcp),
+        Just(Network::Udp),
+        Just(Network::Ip),
+        Just(Network::Unix),
+        Just(Network::Serial),
+        any::<u16>().prop_filter("defined", |c| ![0x00, 0x01, 0x02, 0x10, 0x11].contains(c)).prop_map(Network::Unknown),
+    ]
 }
 
 fn feature() -> impl Strategy<Value = Feature> {
