@@ -29,7 +29,8 @@ pub mod atyp {
 /// Bytes of a feature's `TYPE | LEN` header.
 pub const HEADER_LEN: usize = 3;
 
-/// Bytes of a Tunnel feature's DATA.
+/// Bytes of a Tunnel feature's DATA as encoded; a decoder needs at least this
+/// many and ignores any that follow, as GOST does.
 pub const TUNNEL_LEN: usize = 20;
 
 /// Bytes of a Network feature's DATA.
@@ -323,10 +324,8 @@ fn take_short_bytes<'a>(
 fn decode_user_auth(data: &[u8]) -> Result<Feature, DecodeError> {
     const NAME: &str = "UserAuth";
     let (username, rest) = take_short_bytes(data, NAME, "user name shorter than ULEN")?;
-    let (password, rest) = take_short_bytes(rest, NAME, "password shorter than PLEN")?;
-    if !rest.is_empty() {
-        return Err(DecodeError::MalformedFeature { feature: NAME, reason: "trailing bytes after the password" });
-    }
+    // Bytes after the password are ignored, as GOST's reader does.
+    let (password, _) = take_short_bytes(rest, NAME, "password shorter than PLEN")?;
     Ok(Feature::UserAuth { username: username.to_vec(), password: password.to_vec() })
 }
 
@@ -349,18 +348,17 @@ fn decode_addr(data: &[u8]) -> Result<Addr, DecodeError> {
         }
         other => return Err(DecodeError::UnknownAddrType(other)),
     };
-    let Some((port, rest)) = rest.split_first_chunk::<2>() else {
+    // Bytes after the port are ignored, as GOST's reader does.
+    let Some(port) = rest.first_chunk::<2>() else {
         return Err(malformed("port missing"));
     };
-    if !rest.is_empty() {
-        return Err(malformed("trailing bytes after the port"));
-    }
     Ok(Addr { host, port: u16::from_be_bytes(*port) })
 }
 
 fn decode_tunnel(data: &[u8]) -> Result<TunnelId, DecodeError> {
-    let Ok(bytes) = <&[u8; TUNNEL_LEN]>::try_from(data) else {
-        return Err(DecodeError::MalformedFeature { feature: "Tunnel", reason: "data is not 20 bytes" });
+    // Every GOST version reads the first 20 bytes of a longer Tunnel feature.
+    let Some(bytes) = data.first_chunk::<TUNNEL_LEN>() else {
+        return Err(DecodeError::MalformedFeature { feature: "Tunnel", reason: "data shorter than 20 bytes" });
     };
     let [uuid @ .., flag, r0, r1, weight] = *bytes;
     Ok(TunnelId { uuid, flag, reserved: [r0, r1], weight })

@@ -19,6 +19,9 @@
 //!   [`Command::Unknown`], so that a server can answer it with BadRequest
 //!   after authentication, in GOST's order of checks;
 //! * an undefined Network value decodes to [`Network::Unknown`] (GOST treats it as tcp);
+//! * a Tunnel feature longer than 20 bytes decodes from its first 20 bytes;
+//! * bytes after the port of an Addr feature, or after the password of a
+//!   UserAuth feature, are ignored;
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

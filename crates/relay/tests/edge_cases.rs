@@ -83,13 +83,13 @@ fn unknown_feature_type() {
 #[test]
 fn wrong_size_data() {
     let malformed = |bytes: &[u8]| matches!(Feature::decode(bytes), Err(DecodeError::MalformedFeature { .. }));
-    // Tunnel must be exactly 20 bytes.
+    // Tunnel needs 20 bytes; more are ignored.
     let mut tunnel = vec![3, 0, 19];
     tunnel.extend([0; 19]);
     assert!(malformed(&tunnel));
     let mut tunnel = vec![3, 0, 21];
     tunnel.extend([0; 21]);
-    assert!(malformed(&tunnel));
+    assert_eq!(Feature::decode(&tunnel), Ok((Feature::Tunnel(TunnelId::ZERO), 24)));
     // Network must be exactly 2 bytes; any value is kept.
     assert!(malformed(&[4, 0, 1, 0]));
     assert!(malformed(&[4, 0, 3, 0, 2, 0]));
@@ -98,15 +98,16 @@ fn wrong_size_data() {
     // Addr: per ATYP.
     assert!(malformed(&[2, 0, 0]));
     assert!(malformed(&[2, 0, 6, 1, 10, 0, 0, 2, 0]));
-    assert!(malformed(&[2, 0, 8, 1, 10, 0, 0, 2, 0, 0, 0]));
+    let ip = Addr { host: Host::Ipv4(Ipv4Addr::new(10, 0, 0, 2)), port: 0 };
+    assert_eq!(Feature::decode(&[2, 0, 8, 1, 10, 0, 0, 2, 0, 0, 0]), Ok((Feature::Addr(ip), 11)));
     assert!(malformed(&[2, 0, 4, 3, 2, b'a', b'b']));
     assert!(malformed(&[2, 0, 3, 3, 5, b'a']));
     assert_eq!(Feature::decode(&[2, 0, 3, 7, 0, 0]), Err(DecodeError::UnknownAddrType(7)));
-    // UserAuth: 1+ULEN+1+PLEN exactly.
+    // UserAuth: at least 1+ULEN+1+PLEN.
     assert!(malformed(&[1, 0, 0]));
     assert!(malformed(&[1, 0, 1, 0]));
     assert!(malformed(&[1, 0, 3, 2, b'a', 0]));
-    assert!(malformed(&[1, 0, 3, 0, 0, 0]));
+    assert!(malformed(&[1, 0, 3, 0, 2, 0]) && !malformed(&[1, 0, 3, 0, 0, 0]));
     assert_eq!(
         Feature::decode(&[1, 0, 2, 0, 0]).unwrap(),
         (Feature::UserAuth { username: vec![], password: vec![] }, 5)

@@ -18,6 +18,11 @@ fn hex(s: &str) -> Vec<u8> {
 const ROUTER_ID: [u8; 16] =
     [0xe8, 0x7f, 0x56, 0xdd, 0xfd, 0x57, 0x49, 0x21, 0x9a, 0xb8, 0xa0, 0x84, 0x76, 0x62, 0xda, 0xae];
 
+/// The spec's source address, 10.0.0.2:51000.
+fn source() -> Addr {
+    Addr::from(std::net::SocketAddr::from(([10, 0, 0, 2], 51000)))
+}
+
 fn encode_request(request: &Request) -> Vec<u8> {
     let mut out = Vec::new();
     request.encode(&mut out);
@@ -77,4 +82,66 @@ fn undefined_network_value_is_kept() {
     assert_eq!(info.router_id, TunnelId::from_uuid(ROUTER_ID));
     // Written back as received.
     assert_eq!(encode_request(&request), wire);
+}
+
+#[test]
+fn tunnel_longer_than_20_bytes_is_read_from_its_first_20() {
+    // 24 bytes: the router id, flag 0x80, reserved 01 02, weight 07, then 4 more.
+    let wire = hex("03 00 18  e8 7f 56 dd fd 57 49 21 9a b8 a0 84 76 62 da ae 80 01 02 07  de ad be ef");
+    let (feature, used) = Feature::decode(&wire).unwrap();
+    assert_eq!(used, wire.len());
+    let Feature::Tunnel(id) = feature else { panic!("not a Tunnel: {feature:?}") };
+    assert_eq!((id.uuid, id.flag, id.reserved, id.weight), (ROUTER_ID, 0x80, [0x01, 0x02], 0x07));
+
+    // In the spec's ASSOCIATE: the router id is read from it.
+    let wire = hex("
+        01 03 00 37
+        04 00 02 00 02
+        02 00 07 01 0a 00 00 02 c7 38
+        02 00 0a 03 06 68 6f 73 74 2d 31 00 00
+        03 00 18 e8 7f 56 dd fd 57 49 21 9a b8 a0 84 76 62 da ae 00 00 00 00 ff ff ff ff");
+    let (request, used) = Request::decode(&wire).unwrap();
+    assert_eq!(used, wire.len());
+    assert_eq!(request.associate_info().router_id, TunnelId::from_uuid(ROUTER_ID));
+    assert_eq!(request, Request::associate(None, source(), b"host-1", Some(TunnelId::from_uuid(ROUTER_ID))));
+
+    // Fewer than 20 bytes is still refused.
+    let short = hex("03 00 13  e8 7f 56 dd fd 57 49 21 9a b8 a0 84 76 62 da ae 00 00 00");
+    assert!(matches!(Feature::decode(&short), Err(DecodeError::MalformedFeature { feature: "Tunnel", .. })));
+}
+
+#[test]
+fn bytes_after_addr_and_user_auth_fields_are_ignored() {
+    // Addr IPv4 10.0.0.2:51000, then ff ff.
+    let wire = hex("02 00 09  01 0a 00 00 02 c7 38  ff ff");
+    assert_eq!(Feature::decode(&wire), Ok((Feature::Addr(source()), wire.len())));
+    // Addr domain "host-1" port 0, then 00.
+    let wire = hex("02 00 0b  03 06 68 6f 73 74 2d 31 00 00  00");
+    assert_eq!(Feature::decode(&wire), Ok((Feature::Addr(Addr::domain(b"host-1", 0)), wire.len())));
+    // Addr IPv6 fd00::1 port 443, then 01 02 03.
+    let wire = hex("02 00 16  04 fd 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 01 bb  01 02 03");
+    let ipv6 = Addr::from(std::net::SocketAddr::from((std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1), 443)));
+    assert_eq!(Feature::decode(&wire), Ok((Feature::Addr(ipv6), wire.len())));
+    // UserAuth alice / s3cret, then 00 01 02.
+    let wire = hex("01 00 10  05 61 6c 69 63 65 06 73 33 63 72 65 74  00 01 02");
+    let alice = Feature::UserAuth { username: b"alice".to_vec(), password: b"s3cret".to_vec() };
+    assert_eq!(Feature::decode(&wire), Ok((alice, wire.len())));
+
+    // The spec's ASSOCIATE with credentials, its UserAuth and host Addr padded.
+    let wire = hex("
+        01 03 00 2f
+        01 00 0f 05 61 6c 69 63 65 06 73 33 63 72 65 74 00 00
+        04 00 02 00 02
+        02 00 07 01 0a 00 00 02 c7 38
+        02 00 0b 03 06 68 6f 73 74 2d 31 00 00 ff");
+    let (request, used) = Request::decode(&wire).unwrap();
+    assert_eq!(used, wire.len());
+    assert_eq!(request, Request::associate(Some((b"alice", b"s3cret")), source(), b"host-1", None));
+
+    // A field that runs past the data is still refused.
+    assert!(matches!(Feature::decode(&hex("02 00 06  01 0a 00 00 02 c7")), Err(DecodeError::MalformedFeature { .. })));
+    assert!(matches!(
+        Feature::decode(&hex("01 00 08  05 61 6c 69 63 65 06 73")),
+        Err(DecodeError::MalformedFeature { .. })
+    ));
 }

@@ -144,6 +144,23 @@ fn encoded<F: Fn(&mut Vec<u8>)>(f: F) -> Vec<u8> {
     out
 }
 
+/// Checks the re-encoding `wire` of what a decoder accepted from `input`.
+/// Reading as GOST does only ever drops bytes (padding after a feature's
+/// fields), so `wire` is never longer; when nothing was dropped it is the same
+/// bytes from `from` on (before it: CMD's ignored high bits).
+fn check_reencoded(wire: &[u8], input: &[u8], from: usize) -> Result<(), TestCaseError> {
+    prop_assert!(wire.len() <= input.len(), "{} > {}", wire.len(), input.len());
+    if wire.len() == input.len() {
+        prop_assert_eq!(&wire[from..], &input[from..]);
+    }
+    Ok(())
+}
+
+/// A feature whose decoder ignores bytes after its fields, as GOST's does.
+fn paddable_feature() -> impl Strategy<Value = Feature> {
+    feature().prop_filter("Network is exactly 2 bytes", |f| !matches!(f, Feature::Network(_)))
+}
+
 proptest! {
     #[test]
     fn feature_round_trip(f in feature()) {
@@ -222,28 +239,44 @@ proptest! {
     fn request_decode_never_panics(bytes in message_bytes()) {
         if let Ok((r, used)) = Request::decode(&bytes) {
             prop_assert!(used <= bytes.len());
-            // Re-encoding reproduces the input except CMD's ignored high bits.
             let wire = encoded(|out| r.encode(out));
-            prop_assert_eq!(wire.len(), used);
-            prop_assert_eq!(&wire[2..], &bytes[2..used]);
-            prop_assert_eq!(Request::decode(&wire).unwrap(), (r, used));
+            check_reencoded(&wire, &bytes[..used], 2)?;
+            prop_assert_eq!(Request::decode(&wire).unwrap(), (r, wire.len()));
         }
     }
 
     #[test]
     fn response_decode_never_panics(bytes in message_bytes()) {
         if let Ok((r, used)) = Response::decode(&bytes) {
+            prop_assert!(used <= bytes.len());
             let wire = encoded(|out| r.encode(out));
-            prop_assert_eq!(&wire[..], &bytes[..used]);
+            check_reencoded(&wire, &bytes[..used], 0)?;
+            prop_assert_eq!(Response::decode(&wire).unwrap(), (r, wire.len()));
         }
     }
 
     #[test]
     fn feature_decode_never_panics(bytes in feature_bytes()) {
         if let Ok((f, used)) = Feature::decode(&bytes) {
+            prop_assert!(used <= bytes.len());
             let wire = encoded(|out| f.encode(out));
-            prop_assert_eq!(&wire[..], &bytes[..used]);
+            check_reencoded(&wire, &bytes[..used], 0)?;
+            prop_assert_eq!(Feature::decode(&wire).unwrap(), (f, wire.len()));
         }
+    }
+
+    #[test]
+    fn padding_after_a_features_fields_is_ignored(
+        f in paddable_feature(),
+        pad in proptest::collection::vec(any::<u8>(), 1..8),
+    ) {
+        let mut wire = encoded(|out| f.encode(out));
+        let len = u16::from_be_bytes([wire[1], wire[2]]) + pad.len() as u16;
+        wire[1..3].copy_from_slice(&len.to_be_bytes());
+        wire.extend_from_slice(&pad);
+        let (decoded, used) = Feature::decode(&wire).unwrap();
+        prop_assert_eq!(used, wire.len());
+        prop_assert_eq!(encoded(|out| decoded.encode(out)), encoded(|out| f.encode(out)));
     }
 
     #[test]
