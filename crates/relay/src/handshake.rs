@@ -66,10 +66,11 @@ pub struct Response {
     pub features: Vec<Feature>,
 }
 
-/// What a routing-tunnel server reads from an ASSOCIATE request, following
-/// GOST: the first UserAuth, the first Addr as source, the second Addr as the
-/// destination (the client's host name), the first Tunnel as router id
-/// (absent = [`TunnelId::ZERO`]).
+/// What a routing-tunnel server reads from an ASSOCIATE request, as GOST's
+/// handler reads a repeated feature: the last UserAuth, the first Addr as
+/// source and the last of the others as destination (the client's host
+/// name), the last Tunnel as router id (absent = [`TunnelId::ZERO`]), the
+/// last Network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssociateInfo<'a> {
     /// Credentials, if sent.
@@ -184,28 +185,22 @@ impl Request {
     /// The server's reading of this request (see [`AssociateInfo`]).
     pub fn associate_info(&self) -> AssociateInfo<'_> {
         let mut info = AssociateInfo { auth: None, src: None, dst: None, router_id: TunnelId::ZERO, network: None };
-        let mut router_id = None;
         for feature in &self.features {
             match feature {
                 Feature::UserAuth { username, password } => {
-                    info.auth.get_or_insert((username.as_slice(), password.as_slice()));
+                    info.auth = Some((username.as_slice(), password.as_slice()));
                 }
                 Feature::Addr(addr) => {
                     if info.src.is_none() {
                         info.src = Some(addr);
-                    } else if info.dst.is_none() {
+                    } else {
                         info.dst = Some(addr);
                     }
                 }
-                Feature::Tunnel(id) => {
-                    router_id.get_or_insert(*id);
-                }
-                Feature::Network(network) => {
-                    info.network.get_or_insert(*network);
-                }
+                Feature::Tunnel(id) => info.router_id = *id,
+                Feature::Network(network) => info.network = Some(*network),
             }
         }
-        info.router_id = router_id.unwrap_or(TunnelId::ZERO);
         info
     }
 }

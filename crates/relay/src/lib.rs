@@ -22,6 +22,8 @@
 //! * a Tunnel feature longer than 20 bytes decodes from its first 20 bytes;
 //! * bytes after the port of an Addr feature, or after the password of a
 //!   UserAuth feature, are ignored;
+//! * of repeated features, [`Request::associate_info`] takes the last UserAuth,
+//!   Tunnel and Network, the first Addr as source and the last Addr as host.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -164,7 +164,7 @@ fn tunnel_id_display_and_equality() {
 }
 
 #[test]
-fn associate_info_takes_first_of_each() {
+fn associate_info_takes_the_last_of_each_and_the_first_addr_as_source() {
     let a = |n| Addr { host: Host::Ipv4(Ipv4Addr::new(10, 0, 0, n)), port: 0 };
     let id = |n| TunnelId::from_uuid([n; 16]);
     let request = Request {
@@ -181,10 +181,13 @@ fn associate_info_takes_first_of_each() {
     };
     let info = request.associate_info();
     assert_eq!(info.src, Some(&a(1)));
-    assert_eq!(info.dst, Some(&a(2)));
-    assert_eq!(info.router_id, id(1));
-    assert_eq!(info.auth, Some((&b"u1"[..], &b"p1"[..])));
+    assert_eq!(info.dst, Some(&a(3)));
+    assert_eq!(info.router_id, id(2));
+    assert_eq!(info.auth, Some((&b"u2"[..], &b"p2"[..])));
     assert_eq!(info.network, None);
+    // A single Addr is the source; there is no destination.
+    let one = Request { command: Command::Associate, features: vec![Feature::Addr(a(1))] };
+    assert_eq!((one.associate_info().src, one.associate_info().dst), (Some(&a(1)), None));
 }
 
 #[test]

@@ -145,3 +145,29 @@ fn bytes_after_addr_and_user_auth_fields_are_ignored() {
         Err(DecodeError::MalformedFeature { .. })
     ));
 }
+
+#[test]
+fn repeated_features_are_read_as_gost_reads_them() {
+    let wire = hex("
+        01 03 00 6e
+        01 00 06 02 75 31 02 70 31
+        03 00 14 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 00 00 00 00
+        04 00 02 00 01
+        02 00 07 01 0a 00 00 01 00 00
+        02 00 0a 03 06 68 6f 73 74 2d 31 00 00
+        01 00 06 02 75 32 02 70 32
+        02 00 0a 03 06 68 6f 73 74 2d 32 00 00
+        03 00 14 22 22 22 22 22 22 22 22 22 22 22 22 22 22 22 22 00 00 00 00
+        04 00 02 00 02");
+    let (request, used) = Request::decode(&wire).unwrap();
+    assert_eq!(used, wire.len());
+    assert_eq!(request.features.len(), 9);
+    // The last UserAuth (u2/p2), the first Addr as source (10.0.0.1:0), the
+    // last Addr as host ("host-2"), the last Tunnel (22..22), the last Network (ip).
+    let info = request.associate_info();
+    assert_eq!(info.auth, Some((&b"u2"[..], &b"p2"[..])));
+    assert_eq!(info.src, Some(&Addr::from(std::net::SocketAddr::from(([10, 0, 0, 1], 0)))));
+    assert_eq!(info.dst, Some(&Addr::domain(b"host-2", 0)));
+    assert_eq!(info.router_id, TunnelId::from_uuid([0x22; 16]));
+    assert_eq!(info.network, Some(Network::Ip));
+}
