@@ -17,7 +17,8 @@ pub enum DecodeError {
     /// The status byte is not one of the defined statuses.
     #[error("unknown status {0:#04x}")]
     UnknownStatus(u8),
-    /// A feature's type byte is not one of the four defined types.
+    /// A lone feature's type byte is not one of the four defined types (in a
+    /// request or response such a feature is skipped instead).
     #[error("unknown feature type {0:#04x}")]
     UnknownFeature(u8),
     /// A feature's length runs past the end of the feature block.

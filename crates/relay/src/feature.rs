@@ -150,25 +150,16 @@ impl Feature {
     /// Decodes one feature from the front of `buf`; returns it and the bytes used.
     /// `buf` is the remaining feature block: a LEN past its end is
     /// [`DecodeError::FeatureOverrun`], never `Incomplete`.
+    ///
+    /// A TYPE other than the four defined is [`DecodeError::UnknownFeature`]:
+    /// a lone feature of that type has no value to return. Inside a request or
+    /// response it is skipped instead (see [`Request::decode`](crate::Request::decode)).
     pub fn decode(buf: &[u8]) -> Result<(Feature, usize), DecodeError> {
-        let Some((&[ty, len_hi, len_lo], rest)) = buf.split_first_chunk::<HEADER_LEN>() else {
-            return Err(DecodeError::MalformedFeature {
-                feature: "feature",
-                reason: "fewer than 3 bytes left for the TYPE and LEN header",
-            });
-        };
-        let len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
-        let Some(data) = rest.get(..len) else {
-            return Err(DecodeError::FeatureOverrun { len, remaining: rest.len() });
-        };
-        let feature = match ty {
-            kind::USER_AUTH => decode_user_auth(data)?,
-            kind::ADDR => Feature::Addr(decode_addr(data)?),
-            kind::TUNNEL => Feature::Tunnel(decode_tunnel(data)?),
-            kind::NETWORK => Feature::Network(decode_network(data)?),
-            other => return Err(DecodeError::UnknownFeature(other)),
-        };
-        Ok((feature, HEADER_LEN + len))
+        let (ty, data, used) = split_feature(buf)?;
+        match decode_data(ty, data)? {
+            Some(feature) => Ok((feature, used)),
+            None => Err(DecodeError::UnknownFeature(ty)),
+        }
     }
 
     /// Appends the encoded feature. Panics never; a UserAuth field or domain
@@ -289,6 +280,42 @@ impl Network {
             other => Network::Unknown(other),
         }
     }
+}
+
+/// Decodes the feature at the front of a feature block, or skips it (`None`)
+/// when its TYPE is not one of the four defined: GOST's relay reader does
+/// since v0.6.1, so that a newer peer may add a feature type. Returns the
+/// bytes used either way.
+pub(crate) fn decode_or_skip(block: &[u8]) -> Result<(Option<Feature>, usize), DecodeError> {
+    let (ty, data, used) = split_feature(block)?;
+    Ok((decode_data(ty, data)?, used))
+}
+
+/// Splits `TYPE | LEN | DATA` off the front of a feature block: the TYPE, the
+/// DATA and the bytes used.
+fn split_feature(buf: &[u8]) -> Result<(u8, &[u8], usize), DecodeError> {
+    let Some((&[ty, len_hi, len_lo], rest)) = buf.split_first_chunk::<HEADER_LEN>() else {
+        return Err(DecodeError::MalformedFeature {
+            feature: "feature",
+            reason: "fewer than 3 bytes left for the TYPE and LEN header",
+        });
+    };
+    let len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+    let Some(data) = rest.get(..len) else {
+        return Err(DecodeError::FeatureOverrun { len, remaining: rest.len() });
+    };
+    Ok((ty, data, HEADER_LEN + len))
+}
+
+/// Decodes the DATA of a feature of type `ty`; `None` for an unknown type.
+fn decode_data(ty: u8, data: &[u8]) -> Result<Option<Feature>, DecodeError> {
+    Ok(Some(match ty {
+        kind::USER_AUTH => decode_user_auth(data)?,
+        kind::ADDR => Feature::Addr(decode_addr(data)?),
+        kind::TUNNEL => Feature::Tunnel(decode_tunnel(data)?),
+        kind::NETWORK => Feature::Network(decode_network(data)?),
+        _ => return Ok(None),
+    }))
 }
 
 /// Longest UserAuth field or domain name (its length is one byte).

@@ -2,7 +2,7 @@
 
 use bytes::BufMut;
 
-use crate::{Addr, DecodeError, Feature, Host, Network, TunnelId};
+use crate::{Addr, DecodeError, Feature, Host, Network, TunnelId, feature};
 
 /// The only protocol version.
 pub const VERSION: u8 = 0x01;
@@ -53,7 +53,7 @@ pub enum Status {
 pub struct Request {
     /// The command.
     pub command: Command,
-    /// The features, in wire order.
+    /// The features, in wire order (when decoded, without those of unknown types).
     pub features: Vec<Feature>,
 }
 
@@ -62,7 +62,8 @@ pub struct Request {
 pub struct Response {
     /// The status.
     pub status: Status,
-    /// The features (on success one Tunnel feature with the connector id).
+    /// The features (on success one Tunnel feature with the connector id;
+    /// when decoded, without those of unknown types).
     pub features: Vec<Feature>,
 }
 
@@ -144,7 +145,8 @@ impl Request {
     /// Decodes a request from the front of `buf`; returns it and the bytes used.
     /// Returns [`DecodeError::Incomplete`] with the missing count when `buf`
     /// is a proper prefix of a well-formed header/feature block. Any command
-    /// nibble is accepted (see [`Command::Unknown`]).
+    /// nibble is accepted (see [`Command::Unknown`]); a feature of an unknown
+    /// type is skipped, as GOST's reader does since relay v0.6.1.
     pub fn decode(buf: &[u8]) -> Result<(Request, usize), DecodeError> {
         let (cmd, features, used) = decode_message(buf, |cmd| Ok(Command::from_code(cmd)))?;
         Ok((Request { command: cmd, features }, used))
@@ -207,6 +209,7 @@ impl Request {
 
 impl Response {
     /// Decodes a response from the front of `buf`; returns it and the bytes used.
+    /// A feature of an unknown type is skipped, as in [`Request::decode`].
     pub fn decode(buf: &[u8]) -> Result<(Response, usize), DecodeError> {
         let (status, features, used) =
             decode_message(buf, |code| Status::from_code(code).ok_or(DecodeError::UnknownStatus(code)))?;
@@ -285,8 +288,8 @@ fn decode_message<C>(
     };
     let mut features = Vec::new();
     while !block.is_empty() {
-        let (feature, used) = Feature::decode(block)?;
-        features.push(feature);
+        let (feature, used) = feature::decode_or_skip(block)?;
+        features.extend(feature);
         block = block.get(used..).unwrap_or_default();
     }
     Ok((code, features, HEADER_LEN + fea_len))

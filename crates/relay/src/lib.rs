@@ -22,6 +22,9 @@
 //! * a Tunnel feature longer than 20 bytes decodes from its first 20 bytes;
 //! * bytes after the port of an Addr feature, or after the password of a
 //!   UserAuth feature, are ignored;
+//! * a feature of an unknown type is skipped in a request and in a response, as
+//!   GOST's reader does since relay v0.6.1 (a newer peer may add one; GOST
+//!   relay v0.5 closes the connection on one, so the encoders never write one);
 //! * of repeated features, [`Request::associate_info`] takes the last UserAuth,
 //!   Tunnel and Network, the first Addr as source and the last Addr as host.
 #![forbid(unsafe_code)]

@@ -77,7 +77,11 @@ fn feature_len_overrun() {
 fn unknown_feature_type() {
     assert_eq!(Feature::decode(&[0x05, 0, 0]), Err(DecodeError::UnknownFeature(5)));
     assert_eq!(Feature::decode(&[0x00, 0, 1, 0]), Err(DecodeError::UnknownFeature(0)));
-    assert_eq!(Request::decode(&[1, 3, 0, 3, 0x7f, 0, 0]), Err(DecodeError::UnknownFeature(0x7f)));
+    // In a request it is skipped.
+    assert_eq!(
+        Request::decode(&[1, 3, 0, 3, 0x7f, 0, 0]),
+        Ok((Request { command: Command::Associate, features: vec![] }, 7))
+    );
 }
 
 #[test]

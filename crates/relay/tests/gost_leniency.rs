@@ -2,7 +2,7 @@
 //! accepts (issue 12, section 5): rgost reads them as GOST does. Every case is
 //! written out as the bytes on the wire.
 
-use rgost_relay::{Addr, Command, DecodeError, Feature, Network, Request, TunnelId};
+use rgost_relay::{Addr, Command, DecodeError, Feature, Network, Request, Response, Status, TunnelId};
 
 /// Parses hex with any whitespace between bytes.
 fn hex(s: &str) -> Vec<u8> {
@@ -170,4 +170,57 @@ fn repeated_features_are_read_as_gost_reads_them() {
     assert_eq!(info.dst, Some(&Addr::domain(b"host-2", 0)));
     assert_eq!(info.router_id, TunnelId::from_uuid([0x22; 16]));
     assert_eq!(info.network, Some(Network::Ip));
+}
+
+#[test]
+fn unknown_feature_types_are_skipped_in_requests() {
+    // The spec's ASSOCIATE with a router id, with features of types 0x05
+    // (3 bytes), 0x00 (empty) and 0xff (2 bytes) before, between and after.
+    let wire = hex("
+        01 03 00 41
+        05 00 03 aa bb cc
+        04 00 02 00 02
+        02 00 07 01 0a 00 00 02 c7 38
+        00 00 00
+        02 00 0a 03 06 68 6f 73 74 2d 31 00 00
+        03 00 14 e8 7f 56 dd fd 57 49 21 9a b8 a0 84 76 62 da ae 00 00 00 00
+        ff 00 02 01 02");
+    let (request, used) = Request::decode(&wire).unwrap();
+    assert_eq!(used, wire.len());
+    assert_eq!(request, Request::associate(None, source(), b"host-1", Some(TunnelId::from_uuid(ROUTER_ID))));
+    let info = request.associate_info();
+    assert_eq!((info.src, info.dst), (Some(&source()), Some(&Addr::domain(b"host-1", 0))));
+
+    // With an undefined command too: only the known features remain.
+    let wire = hex("01 07 00 0b  09 00 03 01 02 03  04 00 02 00 02");
+    let expected = Request { command: Command::Unknown(0x07), features: vec![Feature::Network(Network::Ip)] };
+    assert_eq!(Request::decode(&wire), Ok((expected, wire.len())));
+
+    // An unknown feature must still fit in the feature block.
+    assert_eq!(
+        Request::decode(&hex("01 03 00 05  09 00 03 01 02")),
+        Err(DecodeError::FeatureOverrun { len: 3, remaining: 2 })
+    );
+    // A lone feature of an unknown type has no value: Feature::decode refuses it.
+    assert_eq!(Feature::decode(&hex("09 00 03 01 02 03")), Err(DecodeError::UnknownFeature(0x09)));
+}
+
+#[test]
+fn unknown_feature_types_are_skipped_in_responses() {
+    // Success with a feature of type 0x09 before the connector id, as a newer server might send.
+    let wire = hex("
+        01 00 00 1f
+        09 00 05 01 02 03 04 05
+        03 00 14 3f 25 04 e0 4f 89 41 d3 9a 0c 03 05 e8 2c 33 01 00 00 00 00");
+    let connector_id = TunnelId::from_uuid([
+        0x3f, 0x25, 0x04, 0xe0, 0x4f, 0x89, 0x41, 0xd3, 0x9a, 0x0c, 0x03, 0x05, 0xe8, 0x2c, 0x33, 0x01,
+    ]);
+    let (response, used) = Response::decode(&wire).unwrap();
+    assert_eq!(used, wire.len());
+    assert_eq!(response, Response::ok(connector_id));
+    assert_eq!(response.connector_id(), Some(connector_id));
+
+    // A refusal carrying one.
+    let wire = hex("01 06 00 04  42 00 01 00");
+    assert_eq!(Response::decode(&wire), Ok((Response::error(Status::HostUnreachable), wire.len())));
 }

@@ -88,7 +88,7 @@ fn message_bytes() -> impl Strategy<Value = Vec<u8>> {
             out.extend(rest);
             out
         }),
-        (1u8..=4, 0u16..40, proptest::collection::vec(any::<u8>(), 0..60)).prop_map(|(ty, len, rest)| {
+        (0u8..=6, 0u16..40, proptest::collection::vec(any::<u8>(), 0..60)).prop_map(|(ty, len, rest)| {
             let mut out = vec![1, 3];
             out.extend_from_slice(&(len + 3).to_be_bytes());
             out.push(ty);
@@ -154,6 +154,35 @@ fn check_reencoded(wire: &[u8], input: &[u8], from: usize) -> Result<(), TestCas
         prop_assert_eq!(&wire[from..], &input[from..]);
     }
     Ok(())
+}
+
+/// Features of types this codec does not know, encoded, each with where to insert it.
+fn unknown_features() -> impl Strategy<Value = Vec<(Vec<u8>, proptest::sample::Index)>> {
+    let one = (
+        any::<u8>().prop_filter("defined type", |t| !(1..=4).contains(t)),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        any::<proptest::sample::Index>(),
+    )
+        .prop_map(|(ty, data, at)| {
+            let mut wire = vec![ty];
+            wire.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            wire.extend(data);
+            (wire, at)
+        });
+    proptest::collection::vec(one, 1..4)
+}
+
+/// `VER | code | FEALEN | features`, with the unknown features inserted among the known ones.
+fn with_unknown_features(code: u8, known: &[Feature], unknown: &[(Vec<u8>, proptest::sample::Index)]) -> Vec<u8> {
+    let mut blobs: Vec<Vec<u8>> = known.iter().map(|f| encoded(|out| f.encode(out))).collect();
+    for (wire, at) in unknown {
+        blobs.insert(at.index(blobs.len() + 1), wire.clone());
+    }
+    let block = blobs.concat();
+    let mut out = vec![1, code];
+    out.extend_from_slice(&(block.len() as u16).to_be_bytes());
+    out.extend(block);
+    out
 }
 
 /// A feature whose decoder ignores bytes after its fields, as GOST's does.
@@ -263,6 +292,24 @@ proptest! {
             check_reencoded(&wire, &bytes[..used], 0)?;
             prop_assert_eq!(Feature::decode(&wire).unwrap(), (f, wire.len()));
         }
+    }
+
+    #[test]
+    fn unknown_features_are_skipped_in_requests(r in request(), unknown in unknown_features()) {
+        let wire = with_unknown_features(r.command.code(), &r.features, &unknown);
+        let (decoded, used) = Request::decode(&wire).unwrap();
+        prop_assert_eq!(used, wire.len());
+        prop_assert_eq!(encoded(|out| decoded.encode(out)), encoded(|out| r.encode(out)));
+        prop_assert_eq!(decoded, r);
+    }
+
+    #[test]
+    fn unknown_features_are_skipped_in_responses(r in response(), unknown in unknown_features()) {
+        let wire = with_unknown_features(r.status.code(), &r.features, &unknown);
+        let (decoded, used) = Response::decode(&wire).unwrap();
+        prop_assert_eq!(used, wire.len());
+        prop_assert_eq!(encoded(|out| decoded.encode(out)), encoded(|out| r.encode(out)));
+        prop_assert_eq!(decoded, r);
     }
 
     #[test]
