@@ -29,8 +29,7 @@ pub enum DecodeError {
         /// Bytes left in the feature block after the feature header.
         remaining: usize,
     },
-    /// A feature's data is shorter than its type requires (or, for Network,
-    /// not exactly 2 bytes).
+    /// A feature's data is shorter than its type requires.
     #[error("malformed {feature} feature: {reason}")]
     MalformedFeature {
         /// The feature's name.

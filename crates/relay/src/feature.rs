@@ -33,7 +33,8 @@ pub const HEADER_LEN: usize = 3;
 /// many and ignores any that follow, as GOST does.
 pub const TUNNEL_LEN: usize = 20;
 
-/// Bytes of a Network feature's DATA.
+/// Bytes of a Network feature's DATA as encoded; a decoder needs at least this
+/// many and ignores any that follow, as GOST does.
 pub const NETWORK_LEN: usize = 2;
 
 /// One feature of a request or response.
@@ -392,8 +393,9 @@ fn decode_tunnel(data: &[u8]) -> Result<TunnelId, DecodeError> {
 }
 
 fn decode_network(data: &[u8]) -> Result<Network, DecodeError> {
-    let Ok(bytes) = <[u8; NETWORK_LEN]>::try_from(data) else {
-        return Err(DecodeError::MalformedFeature { feature: "Network", reason: "data is not 2 bytes" });
+    // Bytes after the value are ignored, as GOST's reader does.
+    let Some(bytes) = data.first_chunk::<NETWORK_LEN>() else {
+        return Err(DecodeError::MalformedFeature { feature: "Network", reason: "data shorter than 2 bytes" });
     };
-    Ok(Network::from_code(u16::from_be_bytes(bytes)))
+    Ok(Network::from_code(u16::from_be_bytes(*bytes)))
 }

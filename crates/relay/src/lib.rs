@@ -20,8 +20,8 @@
 //!   after authentication, in GOST's order of checks;
 //! * an undefined Network value decodes to [`Network::Unknown`] (GOST treats it as tcp);
 //! * a Tunnel feature longer than 20 bytes decodes from its first 20 bytes;
-//! * bytes after the port of an Addr feature, or after the password of a
-//!   UserAuth feature, are ignored;
+//! * bytes after the port of an Addr feature, the password of a UserAuth
+//!   feature or the 2-byte value of a Network feature are ignored;
 //! * a feature of an unknown type is skipped in a request and in a response, as
 //!   GOST's reader does since relay v0.6.1 (a newer peer may add one; GOST
 //!   relay v0.5 closes the connection on one, so the encoders never write one);

@@ -94,9 +94,9 @@ fn wrong_size_data() {
     let mut tunnel = vec![3, 0, 21];
     tunnel.extend([0; 21]);
     assert_eq!(Feature::decode(&tunnel), Ok((Feature::Tunnel(TunnelId::ZERO), 24)));
-    // Network must be exactly 2 bytes; any value is kept.
+    // Network needs 2 bytes; more are ignored; any value is kept.
     assert!(malformed(&[4, 0, 1, 0]));
-    assert!(malformed(&[4, 0, 3, 0, 2, 0]));
+    assert_eq!(Feature::decode(&[4, 0, 3, 0, 2, 0]), Ok((Feature::Network(Network::Ip), 6)));
     assert_eq!(Feature::decode(&[4, 0, 2, 0, 3]).unwrap().0, Feature::Network(Network::Unknown(3)));
     assert_eq!(Feature::decode(&[4, 0, 2, 0, 0x11]).unwrap().0, Feature::Network(Network::Serial));
     // Addr: per ATYP.

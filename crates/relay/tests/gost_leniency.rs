@@ -147,6 +147,25 @@ fn bytes_after_addr_and_user_auth_fields_are_ignored() {
 }
 
 #[test]
+fn bytes_after_a_network_value_are_ignored() {
+    // Network = ip, then 00 00 ff.
+    let wire = hex("04 00 05  00 02  00 00 ff");
+    assert_eq!(Feature::decode(&wire), Ok((Feature::Network(Network::Ip), wire.len())));
+    // In the spec's ASSOCIATE with a router id.
+    let wire = hex("
+        01 03 00 34
+        04 00 03 00 02 00
+        02 00 07 01 0a 00 00 02 c7 38
+        02 00 0a 03 06 68 6f 73 74 2d 31 00 00
+        03 00 14 e8 7f 56 dd fd 57 49 21 9a b8 a0 84 76 62 da ae 00 00 00 00");
+    let (request, used) = Request::decode(&wire).unwrap();
+    assert_eq!(used, wire.len());
+    assert_eq!(request, Request::associate(None, source(), b"host-1", Some(TunnelId::from_uuid(ROUTER_ID))));
+    // One byte is still too short.
+    assert!(matches!(Feature::decode(&hex("04 00 01  00")), Err(DecodeError::MalformedFeature { .. })));
+}
+
+#[test]
 fn repeated_features_are_read_as_gost_reads_them() {
     let wire = hex("
         01 03 00 6e
