@@ -3,8 +3,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use bytes::BytesMut;
+use rgost_relay::{Status, TunnelId};
+use rgost_routing::Ingress;
 use rgost_server::auth::Auther;
+use rgost_server::{IngressSource, Router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -50,6 +55,41 @@ async fn undefined_command_is_answered_after_authentication() {
     assert_eq!(exchange(srv.addr, &good_credentials).await, [0x01, 0x01, 0x00, 0x00]);
     // A bad version is still closed without a reply.
     assert!(exchange(srv.addr, &hex("02 04 00 00")).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_request_only_a_future_client_would_send_is_served() {
+    let mut s = settings();
+    s.routers.insert(TunnelId::from_uuid(NS1).to_string(), Arc::new(Router::table(seed_table())));
+    s.ingress = Some(IngressSource::rules(Ingress::new([("host-1".to_owned(), NS1), ("host-2".to_owned(), NS1)])));
+    let srv = start(s);
+    // host-1 in NS1 as GOST reads it: a feature of unknown type 0x09, Network
+    // 0x1234, the source, Addr "host-9", a zero Tunnel, Addr "host-1" padded
+    // with 2 bytes (the last Addr is the host), a 24-byte Tunnel NS1 (the last
+    // Tunnel is the router id, which ingress requires for host-1).
+    let request = hex("
+        01 03 00 62
+        09 00 02 ab cd
+        04 00 02 12 34
+        02 00 07 01 0a 00 00 02 c7 38
+        02 00 0a 03 06 68 6f 73 74 2d 39 00 00
+        03 00 14 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+        02 00 0c 03 06 68 6f 73 74 2d 31 00 00 ee ee
+        03 00 18 e8 7f 56 dd fd 57 49 21 9a b8 a0 84 76 62 da ae 00 00 00 00 ff ff ff ff");
+    let mut stream = TcpStream::connect(srv.addr).await.expect("connect");
+    stream.write_all(&request).await.expect("send");
+    let mut buf = BytesMut::new();
+    let response = read_response(&mut stream, &mut buf).await.expect("response");
+    assert_eq!(response.status, Status::Ok);
+    let mut future = Client { stream, buf };
+
+    // It is host-1 in NS1: a packet for host-1 from host-2 in NS1 reaches it.
+    let (mut a2, r2) = Client::connect(srv.addr, "host-2", Some(NS1)).await;
+    assert_eq!(r2.status, Status::Ok);
+    assert_eq!(srv.server.connections(&TunnelId::from_uuid(NS1), "host-1"), 1);
+    let p = udp4(H2, H1, 1, 2, b"to the future");
+    a2.send(&p).await;
+    assert_eq!(future.recv().await, p);
 }
 
 /// Parses hex with any whitespace between bytes.
