@@ -12,8 +12,8 @@
 //! # Strict writer, lenient reader
 //!
 //! The encoders write only what GOST's own clients and servers write. The
-//! decoders accept what GOST's reader accepts, which is more than
-//! `spec/relay-protocol.md` describes; none of it is sent by a current GOST peer:
+//! decoders are as lenient as GOST's reader in these ways, beyond what
+//! `spec/relay-protocol.md` describes (no current GOST peer sends any of it):
 //!
 //! * a request with an undefined command (0x00, 0x04..=0x0F) decodes to
 //!   [`Command::Unknown`], so that a server can answer it with BadRequest
