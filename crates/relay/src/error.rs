@@ -14,13 +14,11 @@ pub enum DecodeError {
     /// The version byte is not `0x01`.
     #[error("unsupported protocol version {0:#04x}")]
     BadVersion(u8),
-    /// The command nibble is not CONNECT, BIND or ASSOCIATE.
-    #[error("unknown command {0:#04x}")]
-    UnknownCommand(u8),
     /// The status byte is not one of the defined statuses.
     #[error("unknown status {0:#04x}")]
     UnknownStatus(u8),
-    /// A feature's type byte is not one of the four defined types.
+    /// A lone feature's type byte is not one of the four defined types (in a
+    /// request or response such a feature is skipped instead).
     #[error("unknown feature type {0:#04x}")]
     UnknownFeature(u8),
     /// A feature's length runs past the end of the feature block.
@@ -31,7 +29,7 @@ pub enum DecodeError {
         /// Bytes left in the feature block after the feature header.
         remaining: usize,
     },
-    /// A feature's data is shorter (or longer) than its type requires.
+    /// A feature's data is shorter than its type requires.
     #[error("malformed {feature} feature: {reason}")]
     MalformedFeature {
         /// The feature's name.
@@ -42,7 +40,4 @@ pub enum DecodeError {
     /// An address type byte other than IPv4, IPv6 or domain.
     #[error("unknown address type {0:#04x}")]
     UnknownAddrType(u8),
-    /// A network value that is not one of the defined networks.
-    #[error("unknown network {0:#06x}")]
-    UnknownNetwork(u16),
 }

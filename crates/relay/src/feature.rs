@@ -29,10 +29,12 @@ pub mod atyp {
 /// Bytes of a feature's `TYPE | LEN` header.
 pub const HEADER_LEN: usize = 3;
 
-/// Bytes of a Tunnel feature's DATA.
+/// Bytes of a Tunnel feature's DATA as encoded; a decoder needs at least this
+/// many and ignores any that follow, as GOST does.
 pub const TUNNEL_LEN: usize = 20;
 
-/// Bytes of a Network feature's DATA.
+/// Bytes of a Network feature's DATA as encoded; a decoder needs at least this
+/// many and ignores any that follow, as GOST does.
 pub const NETWORK_LEN: usize = 2;
 
 /// One feature of a request or response.
@@ -100,6 +102,9 @@ pub enum Network {
     Unix,
     /// 0x0011.
     Serial,
+    /// Any other value, kept as received (GOST names it tcp). Never one of the
+    /// values above when decoded; encoded as the value held.
+    Unknown(u16),
 }
 
 impl PartialEq for TunnelId {
@@ -146,25 +151,16 @@ impl Feature {
     /// Decodes one feature from the front of `buf`; returns it and the bytes used.
     /// `buf` is the remaining feature block: a LEN past its end is
     /// [`DecodeError::FeatureOverrun`], never `Incomplete`.
+    ///
+    /// A TYPE other than the four defined is [`DecodeError::UnknownFeature`]:
+    /// a lone feature of that type has no value to return. Inside a request or
+    /// response it is skipped instead (see [`Request::decode`](crate::Request::decode)).
     pub fn decode(buf: &[u8]) -> Result<(Feature, usize), DecodeError> {
-        let Some((&[ty, len_hi, len_lo], rest)) = buf.split_first_chunk::<HEADER_LEN>() else {
-            return Err(DecodeError::MalformedFeature {
-                feature: "feature",
-                reason: "fewer than 3 bytes left for the TYPE and LEN header",
-            });
-        };
-        let len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
-        let Some(data) = rest.get(..len) else {
-            return Err(DecodeError::FeatureOverrun { len, remaining: rest.len() });
-        };
-        let feature = match ty {
-            kind::USER_AUTH => decode_user_auth(data)?,
-            kind::ADDR => Feature::Addr(decode_addr(data)?),
-            kind::TUNNEL => Feature::Tunnel(decode_tunnel(data)?),
-            kind::NETWORK => Feature::Network(decode_network(data)?),
-            other => return Err(DecodeError::UnknownFeature(other)),
-        };
-        Ok((feature, HEADER_LEN + len))
+        let (ty, data, used) = split_feature(buf)?;
+        match decode_data(ty, data)? {
+            Some(feature) => Ok((feature, used)),
+            None => Err(DecodeError::UnknownFeature(ty)),
+        }
     }
 
     /// Appends the encoded feature. Panics never; a UserAuth field or domain
@@ -270,20 +266,57 @@ impl Network {
             Network::Ip => 0x0002,
             Network::Unix => 0x0010,
             Network::Serial => 0x0011,
+            Network::Unknown(code) => code,
         }
     }
 
-    /// The network for a 16-bit value, if defined.
-    pub fn from_code(code: u16) -> Option<Network> {
-        Some(match code {
+    /// The network for a 16-bit value; an undefined value is [`Network::Unknown`].
+    pub fn from_code(code: u16) -> Network {
+        match code {
             0x0000 => Network::Tcp,
             0x0001 => Network::Udp,
             0x0002 => Network::Ip,
             0x0010 => Network::Unix,
             0x0011 => Network::Serial,
-            _ => return None,
-        })
+            other => Network::Unknown(other),
+        }
     }
+}
+
+/// Decodes the feature at the front of a feature block, or skips it (`None`)
+/// when its TYPE is not one of the four defined: GOST's relay reader does
+/// since v0.6.1, so that a newer peer may add a feature type. Returns the
+/// bytes used either way.
+pub(crate) fn decode_or_skip(block: &[u8]) -> Result<(Option<Feature>, usize), DecodeError> {
+    let (ty, data, used) = split_feature(block)?;
+    Ok((decode_data(ty, data)?, used))
+}
+
+/// Splits `TYPE | LEN | DATA` off the front of a feature block: the TYPE, the
+/// DATA and the bytes used.
+fn split_feature(buf: &[u8]) -> Result<(u8, &[u8], usize), DecodeError> {
+    let Some((&[ty, len_hi, len_lo], rest)) = buf.split_first_chunk::<HEADER_LEN>() else {
+        return Err(DecodeError::MalformedFeature {
+            feature: "feature",
+            reason: "fewer than 3 bytes left for the TYPE and LEN header",
+        });
+    };
+    let len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+    let Some(data) = rest.get(..len) else {
+        return Err(DecodeError::FeatureOverrun { len, remaining: rest.len() });
+    };
+    Ok((ty, data, HEADER_LEN + len))
+}
+
+/// Decodes the DATA of a feature of type `ty`; `None` for an unknown type.
+fn decode_data(ty: u8, data: &[u8]) -> Result<Option<Feature>, DecodeError> {
+    Ok(Some(match ty {
+        kind::USER_AUTH => decode_user_auth(data)?,
+        kind::ADDR => Feature::Addr(decode_addr(data)?),
+        kind::TUNNEL => Feature::Tunnel(decode_tunnel(data)?),
+        kind::NETWORK => Feature::Network(decode_network(data)?),
+        _ => return Ok(None),
+    }))
 }
 
 /// Longest UserAuth field or domain name (its length is one byte).
@@ -319,10 +352,8 @@ fn take_short_bytes<'a>(
 fn decode_user_auth(data: &[u8]) -> Result<Feature, DecodeError> {
     const NAME: &str = "UserAuth";
     let (username, rest) = take_short_bytes(data, NAME, "user name shorter than ULEN")?;
-    let (password, rest) = take_short_bytes(rest, NAME, "password shorter than PLEN")?;
-    if !rest.is_empty() {
-        return Err(DecodeError::MalformedFeature { feature: NAME, reason: "trailing bytes after the password" });
-    }
+    // Bytes after the password are ignored, as GOST's reader does.
+    let (password, _) = take_short_bytes(rest, NAME, "password shorter than PLEN")?;
     Ok(Feature::UserAuth { username: username.to_vec(), password: password.to_vec() })
 }
 
@@ -345,27 +376,26 @@ fn decode_addr(data: &[u8]) -> Result<Addr, DecodeError> {
         }
         other => return Err(DecodeError::UnknownAddrType(other)),
     };
-    let Some((port, rest)) = rest.split_first_chunk::<2>() else {
+    // Bytes after the port are ignored, as GOST's reader does.
+    let Some(port) = rest.first_chunk::<2>() else {
         return Err(malformed("port missing"));
     };
-    if !rest.is_empty() {
-        return Err(malformed("trailing bytes after the port"));
-    }
     Ok(Addr { host, port: u16::from_be_bytes(*port) })
 }
 
 fn decode_tunnel(data: &[u8]) -> Result<TunnelId, DecodeError> {
-    let Ok(bytes) = <&[u8; TUNNEL_LEN]>::try_from(data) else {
-        return Err(DecodeError::MalformedFeature { feature: "Tunnel", reason: "data is not 20 bytes" });
+    // Every GOST version reads the first 20 bytes of a longer Tunnel feature.
+    let Some(bytes) = data.first_chunk::<TUNNEL_LEN>() else {
+        return Err(DecodeError::MalformedFeature { feature: "Tunnel", reason: "data shorter than 20 bytes" });
     };
     let [uuid @ .., flag, r0, r1, weight] = *bytes;
     Ok(TunnelId { uuid, flag, reserved: [r0, r1], weight })
 }
 
 fn decode_network(data: &[u8]) -> Result<Network, DecodeError> {
-    let Ok(bytes) = <[u8; NETWORK_LEN]>::try_from(data) else {
-        return Err(DecodeError::MalformedFeature { feature: "Network", reason: "data is not 2 bytes" });
+    // Bytes after the value are ignored, as GOST's reader does.
+    let Some(bytes) = data.first_chunk::<NETWORK_LEN>() else {
+        return Err(DecodeError::MalformedFeature { feature: "Network", reason: "data shorter than 2 bytes" });
     };
-    let code = u16::from_be_bytes(bytes);
-    Network::from_code(code).ok_or(DecodeError::UnknownNetwork(code))
+    Ok(Network::from_code(u16::from_be_bytes(*bytes)))
 }

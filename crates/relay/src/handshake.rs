@@ -2,7 +2,7 @@
 
 use bytes::BufMut;
 
-use crate::{Addr, DecodeError, Feature, Host, Network, TunnelId};
+use crate::{Addr, DecodeError, Feature, Host, Network, TunnelId, feature};
 
 /// The only protocol version.
 pub const VERSION: u8 = 0x01;
@@ -19,6 +19,10 @@ pub enum Command {
     Bind,
     /// 0x03: the routing tunnel's command.
     Associate,
+    /// Any other command nibble (0x00, 0x04..=0x0F), kept as received: GOST reads the whole
+    /// request and authenticates before it answers an undefined command with BadRequest, so the
+    /// decoder must not refuse it. Never 0x01..=0x03 when decoded; encoded as the value held.
+    Unknown(u8),
 }
 
 /// Response statuses.
@@ -49,7 +53,7 @@ pub enum Status {
 pub struct Request {
     /// The command.
     pub command: Command,
-    /// The features, in wire order.
+    /// The features, in wire order (when decoded, without those of unknown types).
     pub features: Vec<Feature>,
 }
 
@@ -58,14 +62,16 @@ pub struct Request {
 pub struct Response {
     /// The status.
     pub status: Status,
-    /// The features (on success one Tunnel feature with the connector id).
+    /// The features (on success one Tunnel feature with the connector id;
+    /// when decoded, without those of unknown types).
     pub features: Vec<Feature>,
 }
 
-/// What a routing-tunnel server reads from an ASSOCIATE request, following
-/// GOST: the first UserAuth, the first Addr as source, the second Addr as the
-/// destination (the client's host name), the first Tunnel as router id
-/// (absent = [`TunnelId::ZERO`]).
+/// What a routing-tunnel server reads from an ASSOCIATE request, as GOST's
+/// handler reads a repeated feature: the last UserAuth, the first Addr as
+/// source and the last of the others as destination (the client's host
+/// name), the last Tunnel as router id (absent = [`TunnelId::ZERO`]), the
+/// last Network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssociateInfo<'a> {
     /// Credentials, if sent.
@@ -119,28 +125,30 @@ impl Command {
             Command::Connect => 0x01,
             Command::Bind => 0x02,
             Command::Associate => 0x03,
+            Command::Unknown(code) => code,
         }
     }
 
-    /// The command for a CMD byte, if defined; only the low 4 bits are looked at
-    /// (the `0x80` UDP flag of old clients is ignored).
-    pub fn from_code(code: u8) -> Option<Command> {
-        Some(match code & CMD_MASK {
+    /// The command for a CMD byte; only the low 4 bits are looked at (the `0x80` UDP flag of old
+    /// clients is ignored). A nibble with no defined command is [`Command::Unknown`].
+    pub fn from_code(code: u8) -> Command {
+        match code & CMD_MASK {
             0x01 => Command::Connect,
             0x02 => Command::Bind,
             0x03 => Command::Associate,
-            _ => return None,
-        })
+            other => Command::Unknown(other),
+        }
     }
 }
 
 impl Request {
     /// Decodes a request from the front of `buf`; returns it and the bytes used.
     /// Returns [`DecodeError::Incomplete`] with the missing count when `buf`
-    /// is a proper prefix of a well-formed header/feature block.
+    /// is a proper prefix of a well-formed header/feature block. Any command
+    /// nibble is accepted (see [`Command::Unknown`]); a feature of an unknown
+    /// type is skipped, as GOST's reader does since relay v0.6.1.
     pub fn decode(buf: &[u8]) -> Result<(Request, usize), DecodeError> {
-        let (cmd, features, used) =
-            decode_message(buf, |cmd| Command::from_code(cmd).ok_or(DecodeError::UnknownCommand(cmd)))?;
+        let (cmd, features, used) = decode_message(buf, |cmd| Ok(Command::from_code(cmd)))?;
         Ok((Request { command: cmd, features }, used))
     }
 
@@ -179,34 +187,29 @@ impl Request {
     /// The server's reading of this request (see [`AssociateInfo`]).
     pub fn associate_info(&self) -> AssociateInfo<'_> {
         let mut info = AssociateInfo { auth: None, src: None, dst: None, router_id: TunnelId::ZERO, network: None };
-        let mut router_id = None;
         for feature in &self.features {
             match feature {
                 Feature::UserAuth { username, password } => {
-                    info.auth.get_or_insert((username.as_slice(), password.as_slice()));
+                    info.auth = Some((username.as_slice(), password.as_slice()));
                 }
                 Feature::Addr(addr) => {
                     if info.src.is_none() {
                         info.src = Some(addr);
-                    } else if info.dst.is_none() {
+                    } else {
                         info.dst = Some(addr);
                     }
                 }
-                Feature::Tunnel(id) => {
-                    router_id.get_or_insert(*id);
-                }
-                Feature::Network(network) => {
-                    info.network.get_or_insert(*network);
-                }
+                Feature::Tunnel(id) => info.router_id = *id,
+                Feature::Network(network) => info.network = Some(*network),
             }
         }
-        info.router_id = router_id.unwrap_or(TunnelId::ZERO);
         info
     }
 }
 
 impl Response {
     /// Decodes a response from the front of `buf`; returns it and the bytes used.
+    /// A feature of an unknown type is skipped, as in [`Request::decode`].
     pub fn decode(buf: &[u8]) -> Result<(Response, usize), DecodeError> {
         let (status, features, used) =
             decode_message(buf, |code| Status::from_code(code).ok_or(DecodeError::UnknownStatus(code)))?;
@@ -259,7 +262,9 @@ const CMD_MASK: u8 = 0x0f;
 /// Decodes `VER | CODE | FEALEN | FEATURES`, interpreting CODE with `code`.
 ///
 /// The version and code are checked as soon as their byte is present, so a
-/// bad peer is rejected without waiting for the rest of the message.
+/// bad peer is rejected without waiting for the rest of the message (a
+/// request's command is never refused: the server answers it once it has the
+/// whole request).
 fn decode_message<C>(
     buf: &[u8],
     code: impl FnOnce(u8) -> Result<C, DecodeError>,
@@ -283,8 +288,8 @@ fn decode_message<C>(
     };
     let mut features = Vec::new();
     while !block.is_empty() {
-        let (feature, used) = Feature::decode(block)?;
-        features.push(feature);
+        let (feature, used) = feature::decode_or_skip(block)?;
+        features.extend(feature);
         block = block.get(used..).unwrap_or_default();
     }
     Ok((code, features, HEADER_LEN + fea_len))

@@ -30,8 +30,9 @@ fn bad_version_and_command() {
     assert_eq!(Request::decode(&[2]), Err(DecodeError::BadVersion(2)));
     assert_eq!(Request::decode(&[0, 3, 0, 0]), Err(DecodeError::BadVersion(0)));
     assert_eq!(Response::decode(&[5, 0, 0, 0]), Err(DecodeError::BadVersion(5)));
-    assert_eq!(Request::decode(&[1, 0, 0, 0]), Err(DecodeError::UnknownCommand(0)));
-    assert_eq!(Request::decode(&[1, 0x04]), Err(DecodeError::UnknownCommand(4)));
+    // An undefined command is read like any other (the server answers it).
+    assert_eq!(Request::decode(&[1, 0, 0, 0]).unwrap().0.command, Command::Unknown(0));
+    assert_eq!(Request::decode(&[1, 0x04]), Err(DecodeError::Incomplete(2)));
     assert_eq!(Response::decode(&[1, 9, 0, 0]), Err(DecodeError::UnknownStatus(9)));
     assert_eq!(Request::decode(&[]), Err(DecodeError::Incomplete(4)));
     assert_eq!(Request::decode(&[1]), Err(DecodeError::Incomplete(3)));
@@ -42,7 +43,7 @@ fn bad_version_and_command() {
 fn cmd_high_bit_is_ignored() {
     for (byte, command) in [(0x81, Command::Connect), (0x82, Command::Bind), (0x83, Command::Associate)] {
         assert_eq!(Request::decode(&[1, byte, 0, 0]).unwrap().0.command, command);
-        assert_eq!(Command::from_code(byte), Some(command));
+        assert_eq!(Command::from_code(byte), command);
     }
 }
 
@@ -76,36 +77,41 @@ fn feature_len_overrun() {
 fn unknown_feature_type() {
     assert_eq!(Feature::decode(&[0x05, 0, 0]), Err(DecodeError::UnknownFeature(5)));
     assert_eq!(Feature::decode(&[0x00, 0, 1, 0]), Err(DecodeError::UnknownFeature(0)));
-    assert_eq!(Request::decode(&[1, 3, 0, 3, 0x7f, 0, 0]), Err(DecodeError::UnknownFeature(0x7f)));
+    // In a request it is skipped.
+    assert_eq!(
+        Request::decode(&[1, 3, 0, 3, 0x7f, 0, 0]),
+        Ok((Request { command: Command::Associate, features: vec![] }, 7))
+    );
 }
 
 #[test]
 fn wrong_size_data() {
     let malformed = |bytes: &[u8]| matches!(Feature::decode(bytes), Err(DecodeError::MalformedFeature { .. }));
-    // Tunnel must be exactly 20 bytes.
+    // Tunnel needs 20 bytes; more are ignored.
     let mut tunnel = vec![3, 0, 19];
     tunnel.extend([0; 19]);
     assert!(malformed(&tunnel));
     let mut tunnel = vec![3, 0, 21];
     tunnel.extend([0; 21]);
-    assert!(malformed(&tunnel));
-    // Network must be exactly 2 bytes and a known value.
+    assert_eq!(Feature::decode(&tunnel), Ok((Feature::Tunnel(TunnelId::ZERO), 24)));
+    // Network needs 2 bytes; more are ignored; any value is kept.
     assert!(malformed(&[4, 0, 1, 0]));
-    assert!(malformed(&[4, 0, 3, 0, 2, 0]));
-    assert_eq!(Feature::decode(&[4, 0, 2, 0, 3]), Err(DecodeError::UnknownNetwork(3)));
+    assert_eq!(Feature::decode(&[4, 0, 3, 0, 2, 0]), Ok((Feature::Network(Network::Ip), 6)));
+    assert_eq!(Feature::decode(&[4, 0, 2, 0, 3]).unwrap().0, Feature::Network(Network::Unknown(3)));
     assert_eq!(Feature::decode(&[4, 0, 2, 0, 0x11]).unwrap().0, Feature::Network(Network::Serial));
     // Addr: per ATYP.
     assert!(malformed(&[2, 0, 0]));
     assert!(malformed(&[2, 0, 6, 1, 10, 0, 0, 2, 0]));
-    assert!(malformed(&[2, 0, 8, 1, 10, 0, 0, 2, 0, 0, 0]));
+    let ip = Addr { host: Host::Ipv4(Ipv4Addr::new(10, 0, 0, 2)), port: 0 };
+    assert_eq!(Feature::decode(&[2, 0, 8, 1, 10, 0, 0, 2, 0, 0, 0]), Ok((Feature::Addr(ip), 11)));
     assert!(malformed(&[2, 0, 4, 3, 2, b'a', b'b']));
     assert!(malformed(&[2, 0, 3, 3, 5, b'a']));
     assert_eq!(Feature::decode(&[2, 0, 3, 7, 0, 0]), Err(DecodeError::UnknownAddrType(7)));
-    // UserAuth: 1+ULEN+1+PLEN exactly.
+    // UserAuth: at least 1+ULEN+1+PLEN.
     assert!(malformed(&[1, 0, 0]));
     assert!(malformed(&[1, 0, 1, 0]));
     assert!(malformed(&[1, 0, 3, 2, b'a', 0]));
-    assert!(malformed(&[1, 0, 3, 0, 0, 0]));
+    assert!(malformed(&[1, 0, 3, 0, 2, 0]) && !malformed(&[1, 0, 3, 0, 0, 0]));
     assert_eq!(
         Feature::decode(&[1, 0, 2, 0, 0]).unwrap(),
         (Feature::UserAuth { username: vec![], password: vec![] }, 5)
@@ -162,7 +168,7 @@ fn tunnel_id_display_and_equality() {
 }
 
 #[test]
-fn associate_info_takes_first_of_each() {
+fn associate_info_takes_the_last_of_each_and_the_first_addr_as_source() {
     let a = |n| Addr { host: Host::Ipv4(Ipv4Addr::new(10, 0, 0, n)), port: 0 };
     let id = |n| TunnelId::from_uuid([n; 16]);
     let request = Request {
@@ -179,10 +185,13 @@ fn associate_info_takes_first_of_each() {
     };
     let info = request.associate_info();
     assert_eq!(info.src, Some(&a(1)));
-    assert_eq!(info.dst, Some(&a(2)));
-    assert_eq!(info.router_id, id(1));
-    assert_eq!(info.auth, Some((&b"u1"[..], &b"p1"[..])));
+    assert_eq!(info.dst, Some(&a(3)));
+    assert_eq!(info.router_id, id(2));
+    assert_eq!(info.auth, Some((&b"u2"[..], &b"p2"[..])));
     assert_eq!(info.network, None);
+    // A single Addr is the source; there is no destination.
+    let one = Request { command: Command::Associate, features: vec![Feature::Addr(a(1))] };
+    assert_eq!((one.associate_info().src, one.associate_info().dst), (Some(&a(1)), None));
 }
 
 #[test]

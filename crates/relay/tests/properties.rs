@@ -27,7 +27,14 @@ fn addr() -> impl Strategy<Value = Addr> {
 }
 
 fn network() -> impl Strategy<Value = Network> {
-    prop_oneof![Just(Network::Tcp), Just(Network::Udp), Just(Network::Ip), Just(Network::Unix), Just(Network::Serial),]
+    prop_oneof![
+        Just(Network::Tcp),
+        Just(Network::Udp),
+        Just(Network::Ip),
+        Just(Network::Unix),
+        Just(Network::Serial),
+        any::<u16>().prop_filter("defined", |c| ![0x00, 0x01, 0x02, 0x10, 0x11].contains(c)).prop_map(Network::Unknown),
+    ]
 }
 
 fn feature() -> impl Strategy<Value = Feature> {
@@ -40,7 +47,12 @@ fn feature() -> impl Strategy<Value = Feature> {
 }
 
 fn command() -> impl Strategy<Value = Command> {
-    prop_oneof![Just(Command::Connect), Just(Command::Bind), Just(Command::Associate)]
+    prop_oneof![
+        Just(Command::Connect),
+        Just(Command::Bind),
+        Just(Command::Associate),
+        (0u8..=0x0f).prop_filter("defined", |c| !(1..=3).contains(c)).prop_map(Command::Unknown),
+    ]
 }
 
 fn status() -> impl Strategy<Value = Status> {
@@ -76,7 +88,7 @@ fn message_bytes() -> impl Strategy<Value = Vec<u8>> {
             out.extend(rest);
             out
         }),
-        (1u8..=4, 0u16..40, proptest::collection::vec(any::<u8>(), 0..60)).prop_map(|(ty, len, rest)| {
+        (0u8..=6, 0u16..40, proptest::collection::vec(any::<u8>(), 0..60)).prop_map(|(ty, len, rest)| {
             let mut out = vec![1, 3];
             out.extend_from_slice(&(len + 3).to_be_bytes());
             out.push(ty);
@@ -129,6 +141,47 @@ fn packet_bytes() -> impl Strategy<Value = Vec<u8>> {
 fn encoded<F: Fn(&mut Vec<u8>)>(f: F) -> Vec<u8> {
     let mut out = Vec::new();
     f(&mut out);
+    out
+}
+
+/// Checks the re-encoding `wire` of what a decoder accepted from `input`.
+/// Reading as GOST does only ever drops bytes (padding after a feature's
+/// fields), so `wire` is never longer; when nothing was dropped it is the same
+/// bytes from `from` on (before it: CMD's ignored high bits).
+fn check_reencoded(wire: &[u8], input: &[u8], from: usize) -> Result<(), TestCaseError> {
+    prop_assert!(wire.len() <= input.len(), "{} > {}", wire.len(), input.len());
+    if wire.len() == input.len() {
+        prop_assert_eq!(&wire[from..], &input[from..]);
+    }
+    Ok(())
+}
+
+/// Features of types this codec does not know, encoded, each with where to insert it.
+fn unknown_features() -> impl Strategy<Value = Vec<(Vec<u8>, proptest::sample::Index)>> {
+    let one = (
+        any::<u8>().prop_filter("defined type", |t| !(1..=4).contains(t)),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        any::<proptest::sample::Index>(),
+    )
+        .prop_map(|(ty, data, at)| {
+            let mut wire = vec![ty];
+            wire.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            wire.extend(data);
+            (wire, at)
+        });
+    proptest::collection::vec(one, 1..4)
+}
+
+/// `VER | code | FEALEN | features`, with the unknown features inserted among the known ones.
+fn with_unknown_features(code: u8, known: &[Feature], unknown: &[(Vec<u8>, proptest::sample::Index)]) -> Vec<u8> {
+    let mut blobs: Vec<Vec<u8>> = known.iter().map(|f| encoded(|out| f.encode(out))).collect();
+    for (wire, at) in unknown {
+        blobs.insert(at.index(blobs.len() + 1), wire.clone());
+    }
+    let block = blobs.concat();
+    let mut out = vec![1, code];
+    out.extend_from_slice(&(block.len() as u16).to_be_bytes());
+    out.extend(block);
     out
 }
 
@@ -210,28 +263,62 @@ proptest! {
     fn request_decode_never_panics(bytes in message_bytes()) {
         if let Ok((r, used)) = Request::decode(&bytes) {
             prop_assert!(used <= bytes.len());
-            // Re-encoding reproduces the input except CMD's ignored high bits.
             let wire = encoded(|out| r.encode(out));
-            prop_assert_eq!(wire.len(), used);
-            prop_assert_eq!(&wire[2..], &bytes[2..used]);
-            prop_assert_eq!(Request::decode(&wire).unwrap(), (r, used));
+            check_reencoded(&wire, &bytes[..used], 2)?;
+            prop_assert_eq!(Request::decode(&wire).unwrap(), (r, wire.len()));
         }
     }
 
     #[test]
     fn response_decode_never_panics(bytes in message_bytes()) {
         if let Ok((r, used)) = Response::decode(&bytes) {
+            prop_assert!(used <= bytes.len());
             let wire = encoded(|out| r.encode(out));
-            prop_assert_eq!(&wire[..], &bytes[..used]);
+            check_reencoded(&wire, &bytes[..used], 0)?;
+            prop_assert_eq!(Response::decode(&wire).unwrap(), (r, wire.len()));
         }
     }
 
     #[test]
     fn feature_decode_never_panics(bytes in feature_bytes()) {
         if let Ok((f, used)) = Feature::decode(&bytes) {
+            prop_assert!(used <= bytes.len());
             let wire = encoded(|out| f.encode(out));
-            prop_assert_eq!(&wire[..], &bytes[..used]);
+            check_reencoded(&wire, &bytes[..used], 0)?;
+            prop_assert_eq!(Feature::decode(&wire).unwrap(), (f, wire.len()));
         }
+    }
+
+    #[test]
+    fn unknown_features_are_skipped_in_requests(r in request(), unknown in unknown_features()) {
+        let wire = with_unknown_features(r.command.code(), &r.features, &unknown);
+        let (decoded, used) = Request::decode(&wire).unwrap();
+        prop_assert_eq!(used, wire.len());
+        prop_assert_eq!(encoded(|out| decoded.encode(out)), encoded(|out| r.encode(out)));
+        prop_assert_eq!(decoded, r);
+    }
+
+    #[test]
+    fn unknown_features_are_skipped_in_responses(r in response(), unknown in unknown_features()) {
+        let wire = with_unknown_features(r.status.code(), &r.features, &unknown);
+        let (decoded, used) = Response::decode(&wire).unwrap();
+        prop_assert_eq!(used, wire.len());
+        prop_assert_eq!(encoded(|out| decoded.encode(out)), encoded(|out| r.encode(out)));
+        prop_assert_eq!(decoded, r);
+    }
+
+    #[test]
+    fn padding_after_a_features_fields_is_ignored(
+        f in feature(),
+        pad in proptest::collection::vec(any::<u8>(), 1..8),
+    ) {
+        let mut wire = encoded(|out| f.encode(out));
+        let len = u16::from_be_bytes([wire[1], wire[2]]) + pad.len() as u16;
+        wire[1..3].copy_from_slice(&len.to_be_bytes());
+        wire.extend_from_slice(&pad);
+        let (decoded, used) = Feature::decode(&wire).unwrap();
+        prop_assert_eq!(used, wire.len());
+        prop_assert_eq!(encoded(|out| decoded.encode(out)), encoded(|out| f.encode(out)));
     }
 
     #[test]

@@ -75,8 +75,8 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
-/// GOST's step 3: only ASSOCIATE is served; reads the host name (the
-/// second Addr), the router id and the source.
+/// GOST's step 3: only ASSOCIATE is served; reads the host name (the last
+/// Addr after the first), the router id and the source.
 pub fn associate(request: &Request) -> Result<Associate, Refusal> {
     if request.command != Command::Associate {
         return Err(Refusal { status: Status::BadRequest, reason: "command is not ASSOCIATE" });
