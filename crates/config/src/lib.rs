@@ -13,6 +13,7 @@ mod cli;
 mod duration;
 mod model;
 mod raw;
+mod suggest;
 mod validate;
 
 pub use model::*;
@@ -99,19 +100,45 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
 
 /// Reads the raw schema and rejects GOST sections rgost does not implement.
 fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
-    let raw: RawConfig = match serde_saphyr::from_str(text) {
+    // The key path of the first error, e.g. `services[0].handler.metdata`:
+    // the YAML reader gives only the line.
+    let mut path = None;
+    let yaml = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|err| {
+            path = Some(err.path().to_string());
+            err.into_inner()
+        })
+    });
+    let raw: RawConfig = match yaml {
         Ok(raw) => raw,
         Err(yaml_err) => {
+            if let serde_saphyr::Error::SerdeUnknownField { field, expected, location } = yaml_err.without_snippet() {
+                let key = path.unwrap_or_else(|| field.clone());
+                let line = (location.line() > 0).then(|| (location.line(), location.column()));
+                return Err(unknown_key(origin, key, field, expected, line));
+            }
             // JSON is YAML's subset; should the YAML reader still refuse a
             // JSON document, serde_json gets a try.
             let looks_like_json = text.trim_start().starts_with('{');
-            match looks_like_json.then(|| serde_json::from_str::<RawConfig>(text)) {
+            let json = looks_like_json.then(|| {
+                serde_path_to_error::deserialize::<_, RawConfig>(&mut serde_json::Deserializer::from_str(text))
+            });
+            match json {
                 Some(Ok(raw)) => raw,
-                Some(Err(json_err)) if !json_err.is_syntax() && !json_err.is_eof() => {
-                    return Err(ConfigError::Syntax { origin: origin.to_owned(), message: json_err.to_string() });
+                Some(Err(json_err)) if !json_err.inner().is_syntax() && !json_err.inner().is_eof() => {
+                    if let Some((field, expected)) = json_unknown_field(&json_err.inner().to_string()) {
+                        let line = Some((json_err.inner().line() as u64, json_err.inner().column() as u64));
+                        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+                        return Err(unknown_key(origin, json_err.path().to_string(), &field, &expected, line));
+                    }
+                    let message = format!("{}: {}", json_err.path(), json_err.inner());
+                    return Err(ConfigError::Syntax { origin: origin.to_owned(), message });
                 }
                 _ => {
-                    let message = yaml_err.to_string().replace("--> <input>", &format!("--> {origin}"));
+                    let mut message = yaml_err.to_string().replace("--> <input>", &format!("--> {origin}"));
+                    if let Some(path) = path.filter(|p| !p.is_empty() && p != ".") {
+                        message = format!("{path}: {message}");
+                    }
                     return Err(ConfigError::Syntax { origin: origin.to_owned(), message });
                 }
             }
@@ -126,6 +153,26 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
         });
     }
     Ok(raw)
+}
+
+/// An unknown schema key, with the closest known key of that object.
+fn unknown_key(origin: &str, key: String, field: &str, expected: &[&str], line: Option<(u64, u64)>) -> ConfigError {
+    ConfigError::UnknownKey {
+        origin: origin.to_owned(),
+        key,
+        suggestion: suggest::closest(field, expected.iter().copied()).map(str::to_owned),
+        known: expected.iter().map(|k| (*k).to_owned()).collect(),
+        line,
+    }
+}
+
+/// The field and the expected ones of serde's "unknown field `x`, expected
+/// one of `a`, `b`" message (serde_json has no structured form of it).
+fn json_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    Some((field.to_owned(), expected))
 }
 
 fn add_file(input: &mut Input, raw: RawConfig, origin: &str) {

@@ -460,6 +460,23 @@ pub enum ConfigError {
         /// What is expected.
         hint: String,
     },
+    /// A key nothing reads: a misspelt key of the schema or of a metadata
+    /// map. GOST options that rgost deliberately ignores are warnings instead.
+    #[error("{origin}: {key}: unknown key{}{}",
+        .line.map(|(line, column)| format!(" at line {line} column {column}")).unwrap_or_default(),
+        unknown_key_hint(.suggestion.as_deref(), .known))]
+    UnknownKey {
+        /// File path or flag.
+        origin: String,
+        /// Key path, ending in the unknown key (e.g. `services[0].handler.metdata`).
+        key: String,
+        /// The known key closest to it, when one is close enough to be a likely typo.
+        suggestion: Option<String>,
+        /// The keys known at that place (listed when nothing is close).
+        known: Vec<String>,
+        /// Line and column in the file, when known.
+        line: Option<(u64, u64)>,
+    },
     /// A reference names nothing (a chain, router or ingress that is not defined).
     #[error("{origin}: {key}: {value:?} is not defined")]
     Undefined {
@@ -470,4 +487,13 @@ pub enum ConfigError {
         /// The name referred to.
         value: String,
     },
+}
+
+/// `: did you mean `x`?`, or the keys known there, or nothing.
+fn unknown_key_hint(suggestion: Option<&str>, known: &[String]) -> String {
+    match (suggestion, known) {
+        (Some(key), _) => format!(": did you mean `{key}`?"),
+        (None, []) => String::new(),
+        (None, known) => format!(" (known keys here: {})", known.join(", ")),
+    }
 }

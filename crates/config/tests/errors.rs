@@ -129,10 +129,10 @@ fn unknown_keys() {
     let err = error("hosts:\n- name: h\n");
     assert_names(&err, &["hosts"]);
     let err = error("servicez: []\n");
-    assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    assert!(matches!(err, ConfigError::UnknownKey { .. }), "{err}");
     assert_names(&err, &["servicez", "line 1"]);
     let err = error("services:\n- addr: :8443\n  handler: {type: router, typo: 1}\n");
-    assert_names(&err, &["typo", "line 3"]);
+    assert_names(&err, &["services[0].handler.typo", "line 3"]);
 }
 
 #[test]
