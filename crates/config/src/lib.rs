@@ -4,13 +4,17 @@
 //! Both inputs are first read into the same raw schema, then validated in a
 //! single step, so a command line and the equivalent file give the same
 //! [`Config`]. Anything rgost does not implement (a service type, a top-level
-//! section, a dialer) is an error naming the key; unknown metadata keys are
-//! warnings (GOST ignores them).
+//! section, a dialer) is an error naming the key. An unknown key, in the
+//! schema or in a metadata map (the command line's query keys are
+//! metadata), is an error naming its dotted path and the closest known key;
+//! GOST options rgost deliberately ignores are a notice in
+//! [`Loaded::warnings`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod cli;
 mod duration;
+mod metadata;
 mod model;
 mod raw;
 mod suggest;
@@ -28,8 +32,8 @@ use validate::{Input, Sourced};
 pub struct Loaded {
     /// The validated config.
     pub config: Config,
-    /// Things worth a warning in the log: unknown metadata keys, the chain
-    /// chosen for a service that names none, ...
+    /// Things worth a warning in the log: GOST options rgost ignores, the
+    /// chain chosen for a service that names none, ...
     pub warnings: Vec<String>,
 }
 

@@ -10,9 +10,9 @@ use rgost_routing::{Route, RouteError};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::duration::parse_duration;
+use crate::metadata::{Md, check_keys, duration_value, invalid, scalar, shown};
 use crate::raw::{
-    Metadata, RawAuth, RawAuther, RawChain, RawIngress, RawNode, RawPlugin, RawRouter, RawService, RawSources, RawTls,
+    RawAuth, RawAuther, RawChain, RawIngress, RawNode, RawPlugin, RawRouter, RawService, RawSources, RawTls,
 };
 use crate::{
     AutherConfig, Chain, Config, ConfigError, Credentials, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MTU, DEFAULT_READ_TIMEOUT,
@@ -49,10 +49,6 @@ pub(crate) struct Input {
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-fn invalid(origin: &str, key: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { origin: origin.to_owned(), key: key.into(), value: value.into(), reason: reason.into() }
-}
-
 fn missing(origin: &str, key: impl Into<String>, hint: impl Into<String>) -> ConfigError {
     ConfigError::Missing { origin: origin.to_owned(), key: key.into(), hint: hint.into() }
 }
@@ -69,211 +65,6 @@ fn undefined(origin: &str, key: impl Into<String>, value: impl Into<String>) -> 
 fn text(value: Option<&String>) -> Option<&str> {
     value.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
-
-/// A value as shown in messages: strings as they are, anything else as JSON.
-fn shown(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// A scalar as text (GOST's metadata readers convert numbers and bools).
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn duration_value(origin: &str, key: &str, value: &Value) -> Result<Duration> {
-    match value {
-        Value::Number(n) => n
-            .as_u64()
-            .map(Duration::from_secs)
-            .ok_or_else(|| invalid(origin, key, shown(value), "not a duration like 10s, 1m30s or 500ms")),
-        Value::String(s) => parse_duration(s).map_err(|reason| invalid(origin, key, s.as_str(), reason)),
-        _ => Err(invalid(origin, key, shown(value), "not a duration like 10s, 1m30s or 500ms")),
-    }
-}
-
-/// A metadata map with its key path, read case-insensitively like GOST.
-struct Md<'a> {
-    origin: &'a str,
-    path: String,
-    map: Option<&'a Metadata>,
-}
-
-impl<'a> Md<'a> {
-    fn new(origin: &'a str, path: String, map: Option<&'a Metadata>) -> Self {
-        Md { origin, path, map }
-    }
-
-    fn get(&self, key: &str) -> Option<(String, &'a Value)> {
-        let map = self.map?;
-        map.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (format!("{}.{k}", self.path), v))
-    }
-
-    fn string(&self, key: &str) -> Result<Option<(String, String)>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        let text = scalar(value).ok_or_else(|| invalid(self.origin, &path, shown(value), "expected a string"))?;
-        Ok((!text.is_empty()).then_some((path, text)))
-    }
-
-    fn bool(&self, key: &str) -> Result<Option<bool>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        let parsed = match value {
-            Value::Bool(b) => Some(*b),
-            Value::Number(n) => match n.as_u64() {
-                Some(0) => Some(false),
-                Some(1) => Some(true),
-                _ => None,
-            },
-            Value::String(s) => match s.trim() {
-                "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-                "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-                _ => None,
-            },
-            _ => None,
-        };
-        parsed.map(Some).ok_or_else(|| invalid(self.origin, path, shown(value), "expected true or false"))
-    }
-
-    fn duration(&self, key: &str) -> Result<Option<Duration>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        duration_value(self.origin, &path, value).map(Some)
-    }
-
-    fn positive_duration(&self, key: &str) -> Result<Option<Duration>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        let duration = duration_value(self.origin, &path, value)?;
-        if duration.is_zero() {
-            return Err(invalid(self.origin, path, shown(value), "must be more than zero"));
-        }
-        Ok(Some(duration))
-    }
-
-    fn positive(&self, key: &str) -> Result<Option<usize>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        let parsed = scalar(value).and_then(|s| s.parse::<usize>().ok());
-        match parsed {
-            Some(0) => Err(invalid(self.origin, path, shown(value), "must be more than zero")),
-            Some(n) => Ok(Some(n)),
-            None => Err(invalid(self.origin, path, shown(value), "expected a positive integer")),
-        }
-    }
-
-    /// A list: a YAML/JSON sequence of scalars, or a comma-separated string.
-    fn list(&self, key: &str) -> Result<Option<(String, Vec<String>)>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        let items: Vec<String> = match value {
-            Value::Array(items) => items
-                .iter()
-                .map(|item| scalar(item).ok_or_else(|| invalid(self.origin, &path, shown(item), "expected a string")))
-                .collect::<Result<_>>()?,
-            other => scalar(other)
-                .ok_or_else(|| invalid(self.origin, &path, shown(other), "expected a string or a list"))?
-                .split(',')
-                .map(|item| item.trim().to_owned())
-                .collect(),
-        };
-        let items: Vec<String> = items.into_iter().filter(|item| !item.is_empty()).collect();
-        Ok(Some((path, items)))
-    }
-}
-
-/// One metadata map and the keys rgost reads from it (`known`) or
-/// deliberately ignores (`ignored`, GOST options rgost does not implement).
-struct MdKeys<'a, 'b> {
-    md: &'b Md<'a>,
-    known: &'b [&'b str],
-    ignored: &'b [&'b str],
-}
-
-/// Warns about metadata keys nothing reads. A key present in several maps
-/// (the command line puts query parameters in both parts) is reported once,
-/// and only when none of the maps it is in reads it.
-fn warn_unknown_metadata(warnings: &mut Vec<String>, maps: &[MdKeys<'_, '_>]) {
-    let contains = |list: &[&str], key: &str| list.iter().any(|k| k.eq_ignore_ascii_case(key));
-    let mut reported: Vec<String> = Vec::new();
-    for entry in maps {
-        let Some(map) = entry.md.map else { continue };
-        for key in map.keys() {
-            let lower = key.to_ascii_lowercase();
-            if reported.contains(&lower) {
-                continue;
-            }
-            let holders =
-                maps.iter().filter(|m| m.md.map.is_some_and(|map| map.keys().any(|k| k.eq_ignore_ascii_case(key))));
-            let mut read = false;
-            let mut known_to_gost = false;
-            for holder in holders {
-                read |= contains(holder.known, key);
-                known_to_gost |= contains(holder.ignored, key);
-            }
-            if read {
-                continue;
-            }
-            reported.push(lower);
-            let what = if known_to_gost { "a GOST option rgost does not implement" } else { "unknown metadata key" };
-            warnings.push(format!("{}: {}.{key}: {what}, ignored", entry.md.origin, entry.md.path));
-        }
-    }
-}
-
-const ROUTER_HANDLER_KEYS: &[&str] = &[
-    "router",
-    "ingress",
-    "readTimeout",
-    "strictSource",
-    "router.cache",
-    "router.cache.expiration",
-    "maxConnections",
-    "maxConnectionsPerIP",
-    "maxHandshakeBytes",
-    "queuePackets",
-    "keepAlivePeriod",
-    "userTimeout",
-];
-const ROUTER_HANDLER_IGNORED: &[&str] =
-    &["bufferSize", "entrypoint", "entryPoint", "sd", "sd.renewInterval", "observer.period", "observer.resetTraffic"];
-const ROUTER_LISTENER_KEYS: &[&str] = &["path", "keepAlivePeriod", "userTimeout"];
-const LISTENER_IGNORED: &[&str] = &[
-    "backlog",
-    "mptcp",
-    "proxyProtocol",
-    "header",
-    "handshakeTimeout",
-    "readHeaderTimeout",
-    "readBufferSize",
-    "writeBufferSize",
-    "enableCompression",
-    "keepAlive",
-    "limiter.refreshInterval",
-    "limiter.cleanupInterval",
-];
-const TUN_LISTENER_KEYS: &[&str] = &["net", "name", "mtu", "route", "routes", "gw", "dns"];
-const TUN_LISTENER_IGNORED: &[&str] = &["peer", "bufferSize", "readBufferSize", "ttl"];
-const TUN_HANDLER_IGNORED: &[&str] = &["bufferSize", "keepAlive", "ttl", "p2p", "observer.period"];
-const SERVICE_IGNORED: &[&str] =
-    &["interface", "so_mark", "soMark", "preUp", "postUp", "preDown", "postDown", "observer.period", "dialTimeout"];
-const CONNECTOR_KEYS: &[&str] = &["router.id", "connectTimeout", "keepAlivePeriod", "userTimeout"];
-const DIALER_KEYS: &[&str] = &["path", "host", "connectTimeout", "keepAlivePeriod", "userTimeout"];
-const DIALER_IGNORED: &[&str] = &[
-    "header",
-    "handshakeTimeout",
-    "readHeaderTimeout",
-    "readBufferSize",
-    "writeBufferSize",
-    "enableCompression",
-    "keepAlive",
-    "mptcp",
-];
 
 /// Validates everything read into the model.
 pub(crate) fn validate(input: &Input) -> Result<Loaded> {
@@ -331,6 +122,43 @@ struct Refs<'a> {
     chains: &'a [Chain],
 }
 
+// GOST options rgost deliberately does not implement, per metadata map:
+// accepted with a notice. The keys rgost reads are not listed anywhere: a
+// read registers its key (see `metadata`).
+
+const ROUTER_HANDLER_IGNORED: &[&str] =
+    &["bufferSize", "entrypoint", "entryPoint", "sd", "sd.renewInterval", "observer.period", "observer.resetTraffic"];
+const LISTENER_IGNORED: &[&str] = &[
+    "backlog",
+    "mptcp",
+    "proxyProtocol",
+    "header",
+    "handshakeTimeout",
+    "readHeaderTimeout",
+    "readBufferSize",
+    "writeBufferSize",
+    "enableCompression",
+    "keepAlive",
+    "limiter.refreshInterval",
+    "limiter.cleanupInterval",
+];
+const TUN_LISTENER_IGNORED: &[&str] = &["peer", "bufferSize", "readBufferSize", "ttl", "p2p", "passphrase"];
+const TUN_HANDLER_IGNORED: &[&str] = &["bufferSize", "keepAlive", "ttl", "p2p", "passphrase", "observer.period"];
+const SERVICE_IGNORED: &[&str] =
+    &["interface", "so_mark", "soMark", "preUp", "postUp", "preDown", "postDown", "observer.period", "dialTimeout"];
+const CONNECTOR_IGNORED: &[&str] = &[];
+const DIALER_IGNORED: &[&str] = &[
+    "header",
+    "handshakeTimeout",
+    "readHeaderTimeout",
+    "readBufferSize",
+    "writeBufferSize",
+    "enableCompression",
+    "keepAlive",
+    "ttl",
+    "mptcp",
+];
+
 // ---------------------------------------------------------------- services
 
 fn service(origin: &str, i: usize, raw: &RawService, refs: &Refs<'_>, warnings: &mut Vec<String>) -> Result<Service> {
@@ -375,32 +203,31 @@ fn router_service(
 ) -> Result<RouterService> {
     let handler = raw.handler.clone().unwrap_or_default();
     let listener = raw.listener.clone().unwrap_or_default();
-    let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref());
-    let lmd = Md::new(origin, format!("{path}.listener.metadata"), listener.metadata.as_ref());
-    let smd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref());
+    let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref(), ROUTER_HANDLER_IGNORED);
+    let lmd = Md::new(origin, format!("{path}.listener.metadata"), listener.metadata.as_ref(), LISTENER_IGNORED);
+    let smd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref(), SERVICE_IGNORED);
 
     let addr = text(raw.addr.as_ref()).ok_or_else(|| missing(origin, format!("{path}.addr"), "e.g. \":8443\""))?;
     let listen = listen_addr(addr).map_err(|reason| invalid(origin, format!("{path}.addr"), addr, reason))?;
 
     let tls_path = format!("{path}.listener.tls");
     let listener_type = text(listener.kind.as_ref()).map_or_else(|| "tcp".to_owned(), str::to_ascii_lowercase);
-    let ws_path = || -> Result<String> {
-        match lmd.string("path")? {
-            None => Ok(DEFAULT_WS_PATH.to_owned()),
-            Some((_, p)) if p.starts_with('/') => Ok(p),
-            Some((key, p)) => Err(invalid(origin, key, p, "an HTTP path starts with /")),
-        }
-    };
+    let ws_path = http_path(&lmd)?;
     let kind = match listener_type.as_str() {
         "tls" => ListenerKind::Tls(tls_server(origin, &tls_path, listener.tls.as_ref(), warnings)?),
-        "ws" => ListenerKind::Ws { path: ws_path()? },
+        "ws" => ListenerKind::Ws { path: ws_path },
         "wss" => {
-            ListenerKind::Wss { path: ws_path()?, tls: tls_server(origin, &tls_path, listener.tls.as_ref(), warnings)? }
+            ListenerKind::Wss { path: ws_path, tls: tls_server(origin, &tls_path, listener.tls.as_ref(), warnings)? }
         }
         _ => ListenerKind::Tcp,
     };
     if matches!(kind, ListenerKind::Tcp | ListenerKind::Ws { .. }) && listener.tls.is_some() {
         warnings.push(format!("{origin}: {tls_path}: ignored by a {listener_type} listener"));
+    }
+    if matches!(kind, ListenerKind::Tcp | ListenerKind::Tls(_))
+        && let Some(key) = lmd.present("path")
+    {
+        warnings.push(format!("{origin}: {key}: ignored by a {listener_type} listener (ws and wss read it)"));
     }
 
     let read_timeout = hmd.positive_duration("readTimeout")?.unwrap_or(DEFAULT_READ_TIMEOUT);
@@ -462,14 +289,7 @@ fn router_service(
     };
     let keepalive = keepalive(&[&hmd, &lmd])?;
 
-    warn_unknown_metadata(
-        warnings,
-        &[
-            MdKeys { md: &hmd, known: ROUTER_HANDLER_KEYS, ignored: ROUTER_HANDLER_IGNORED },
-            MdKeys { md: &lmd, known: ROUTER_LISTENER_KEYS, ignored: LISTENER_IGNORED },
-            MdKeys { md: &smd, known: &[], ignored: SERVICE_IGNORED },
-        ],
-    );
+    check_keys(&[&hmd, &lmd, &smd], warnings)?;
     if raw.forwarder.is_some() {
         warnings.push(format!("{origin}: {path}.forwarder: a router service forwards nothing, ignored"));
     }
@@ -490,23 +310,30 @@ fn router_service(
     })
 }
 
-/// `keepAlivePeriod` and `userTimeout` from the first map that has them.
+/// `keepAlivePeriod` and `userTimeout` from the first map that has them
+/// (every map is read, so each knows the keys).
 fn keepalive(maps: &[&Md<'_>]) -> Result<Keepalive> {
     let defaults = Keepalive::default();
     let mut period = None;
     let mut user_timeout = None;
     for md in maps {
-        if period.is_none() {
-            period = md.positive_duration("keepAlivePeriod")?;
-        }
-        if user_timeout.is_none() {
-            user_timeout = md.positive_duration("userTimeout")?;
-        }
+        period = period.or(md.positive_duration("keepAlivePeriod")?);
+        user_timeout = user_timeout.or(md.positive_duration("userTimeout")?);
     }
     Ok(Keepalive {
         period: period.unwrap_or(defaults.period),
         user_timeout: user_timeout.unwrap_or(defaults.user_timeout),
     })
+}
+
+/// The WebSocket `path` (default `/ws`); read whatever the transport, so
+/// the key is known to the map.
+fn http_path(md: &Md<'_>) -> Result<String> {
+    match md.string("path")? {
+        None => Ok(DEFAULT_WS_PATH.to_owned()),
+        Some((_, p)) if p.starts_with('/') => Ok(p),
+        Some((key, p)) => Err(invalid(md.origin(), key, p, "an HTTP path starts with /")),
+    }
 }
 
 /// `:8443`, `0.0.0.0:8443`, `127.0.0.1:8443`, `[::1]:8443`.
@@ -582,9 +409,9 @@ fn tun_service(
 ) -> Result<TunService> {
     let handler = raw.handler.clone().unwrap_or_default();
     let listener = raw.listener.clone().unwrap_or_default();
-    let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref());
-    let lmd = Md::new(origin, format!("{path}.listener.metadata"), listener.metadata.as_ref());
-    let smd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref());
+    let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref(), TUN_HANDLER_IGNORED);
+    let lmd = Md::new(origin, format!("{path}.listener.metadata"), listener.metadata.as_ref(), TUN_LISTENER_IGNORED);
+    let smd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref(), SERVICE_IGNORED);
 
     let net_hint = "comma-separated device addresses with prefix, e.g. net=192.168.123.1/24";
     let (net_key, nets) =
@@ -689,14 +516,7 @@ fn tun_service(
         },
     };
 
-    warn_unknown_metadata(
-        warnings,
-        &[
-            MdKeys { md: &lmd, known: TUN_LISTENER_KEYS, ignored: TUN_LISTENER_IGNORED },
-            MdKeys { md: &hmd, known: &[], ignored: TUN_HANDLER_IGNORED },
-            MdKeys { md: &smd, known: &[], ignored: SERVICE_IGNORED },
-        ],
-    );
+    check_keys(&[&lmd, &hmd, &smd], warnings)?;
     if handler.auth.is_some() || handler.auther.is_some() {
         warnings.push(format!("{origin}: {path}.handler.auth: a tun handler checks no credentials, ignored"));
     }
@@ -778,9 +598,8 @@ fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<St
         None => return Err(missing(origin, format!("{path}.connector.type"), "rgost implements connector router")),
     }
     let dialer = raw.dialer.clone().unwrap_or_default();
-    let cmd = Md::new(origin, format!("{path}.connector.metadata"), connector.metadata.as_ref());
-    let dmd = Md::new(origin, format!("{path}.dialer.metadata"), dialer.metadata.as_ref());
-    let nmd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref());
+    let cmd = Md::new(origin, format!("{path}.connector.metadata"), connector.metadata.as_ref(), CONNECTOR_IGNORED);
+    let dmd = Md::new(origin, format!("{path}.dialer.metadata"), dialer.metadata.as_ref(), DIALER_IGNORED);
 
     let router_id = match cmd.string("router.id")? {
         None => None,
@@ -801,20 +620,14 @@ fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<St
     let tls = || -> Result<TlsClientSettings> {
         raw_tls.map_or_else(|| Ok(TlsClientSettings::default()), |tls| tls_client(origin, &tls_path, tls))
     };
-    let ws_path = || -> Result<String> {
-        match dmd.string("path")? {
-            None => Ok(DEFAULT_WS_PATH.to_owned()),
-            Some((_, p)) if p.starts_with('/') => Ok(p),
-            Some((key, p)) => Err(invalid(origin, key, p, "an HTTP path starts with /")),
-        }
-    };
-    let ws_host = || -> Result<Option<String>> { Ok(dmd.string("host")?.map(|(_, h)| h)) };
+    let ws_path = http_path(&dmd)?;
+    let ws_host = dmd.string("host")?.map(|(_, h)| h);
     let dialer_type = text(dialer.kind.as_ref()).map_or_else(|| "tcp".to_owned(), str::to_ascii_lowercase);
     let kind = match dialer_type.as_str() {
         "tcp" => DialerKind::Tcp,
         "tls" => DialerKind::Tls(tls()?),
-        "ws" => DialerKind::Ws { path: ws_path()?, host: ws_host()? },
-        "wss" => DialerKind::Wss { path: ws_path()?, host: ws_host()?, tls: tls()? },
+        "ws" => DialerKind::Ws { path: ws_path, host: ws_host },
+        "wss" => DialerKind::Wss { path: ws_path, host: ws_host, tls: tls()? },
         other => {
             return Err(unsupported(origin, format!("{path}.dialer.type"), other, "use tcp, tls, ws or wss"));
         }
@@ -822,21 +635,24 @@ fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<St
     if matches!(kind, DialerKind::Tcp | DialerKind::Ws { .. }) && raw_tls.is_some() {
         warnings.push(format!("{origin}: {tls_path}: ignored by a {dialer_type} dialer"));
     }
+    if matches!(kind, DialerKind::Tcp | DialerKind::Tls(_)) {
+        for key in [dmd.present("path"), dmd.present("host")].into_iter().flatten() {
+            warnings.push(format!("{origin}: {key}: ignored by a {dialer_type} dialer (ws and wss read it)"));
+        }
+    }
 
-    let connect_timeout = match dmd.positive_duration("connectTimeout")? {
-        Some(timeout) => timeout,
-        None => cmd.positive_duration("connectTimeout")?.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-    };
+    // The dialer's timeout wins over the connector's; both are read, so
+    // both maps know the key.
+    let dialer_timeout = dmd.positive_duration("connectTimeout")?;
+    let connector_timeout = cmd.positive_duration("connectTimeout")?;
+    let connect_timeout = dialer_timeout.or(connector_timeout).unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     let keepalive = keepalive(&[&dmd, &cmd])?;
 
-    warn_unknown_metadata(
-        warnings,
-        &[
-            MdKeys { md: &cmd, known: CONNECTOR_KEYS, ignored: &[] },
-            MdKeys { md: &dmd, known: DIALER_KEYS, ignored: DIALER_IGNORED },
-            MdKeys { md: &nmd, known: &[], ignored: &[] },
-        ],
-    );
+    check_keys(&[&cmd, &dmd], warnings)?;
+    if let Some(md) = raw.metadata.as_ref().filter(|md| !md.is_empty()) {
+        let keys: Vec<&str> = md.keys().map(String::as_str).collect();
+        warnings.push(format!("{origin}: {path}.metadata: node metadata is ignored by rgost ({})", keys.join(", ")));
+    }
 
     Ok(Node { name, addr, connector: RouterConnector { router_id, auth }, dialer: kind, connect_timeout, keepalive })
 }
@@ -994,6 +810,35 @@ fn plugin_config(origin: &str, path: &str, raw: &RawPlugin) -> Result<PluginConf
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every ignored key is accepted with exactly one notice: none of them is
+    /// also read (a read key would give no notice, or an error for the value).
+    #[test]
+    fn ignored_lists_and_reads_agree() {
+        const CHAIN: &str =
+            "chains:\n- name: c\n  hops:\n  - nodes:\n    - addr: h:1\n      connector: {type: router}\n";
+        const TUN: &str = "services:\n- forwarder: {nodes: [{addr: h}]}\n";
+        let cases: [(&[&str], String); 9] = [
+            (ROUTER_HANDLER_IGNORED, "services:\n- addr: :1\n  handler: {type: router, metadata: {KEY: 1}}\n".into()),
+            (LISTENER_IGNORED, "services:\n- addr: :1\n  handler: {type: router}\n  listener: {type: wss, metadata: {KEY: 1}}\n".into()),
+            (SERVICE_IGNORED, "services:\n- addr: :1\n  handler: {type: router}\n  metadata: {KEY: 1}\n".into()),
+            (TUN_LISTENER_IGNORED, format!("{TUN}  listener: {{type: tun, metadata: {{net: 10.0.0.1/24, KEY: 1}}}}\n{CHAIN}")),
+            (TUN_HANDLER_IGNORED, format!("{TUN}  listener: {{type: tun, metadata: {{net: 10.0.0.1/24}}}}\n  handler: {{type: tun, metadata: {{KEY: 1}}}}\n{CHAIN}")),
+            (SERVICE_IGNORED, format!("{TUN}  listener: {{type: tun, metadata: {{net: 10.0.0.1/24}}}}\n  metadata: {{KEY: 1}}\n{CHAIN}")),
+            (DIALER_IGNORED, format!("{CHAIN}      dialer: {{type: wss, metadata: {{KEY: 1}}}}\n")),
+            (DIALER_IGNORED, format!("{CHAIN}      dialer: {{type: tcp, metadata: {{KEY: 1}}}}\n")),
+            (CONNECTOR_IGNORED, "chains:\n- name: c\n  hops:\n  - nodes:\n    - addr: h:1\n      connector: {type: router, metadata: {KEY: 1}}\n".into()),
+        ];
+        for (list, template) in cases {
+            for key in list {
+                let yaml = template.replace("KEY", &format!("{key:?}"));
+                let loaded = crate::parse_str(&yaml, "t.yaml").unwrap_or_else(|err| panic!("{key}: {err}"));
+                let notices: Vec<&String> =
+                    loaded.warnings.iter().filter(|w| w.contains(&format!(".{key}:"))).collect();
+                assert_eq!(notices.len(), 1, "{key}: {:?}", loaded.warnings);
+            }
+        }
+    }
 
     #[test]
     fn listen_addrs() {
