@@ -14,6 +14,8 @@ pub const DEFAULT_MTU: u16 = 1420;
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default dial timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of the tun listener's `offload`.
+pub const DEFAULT_TUN_OFFLOAD: bool = true;
 
 /// Everything rgost runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,6 +196,10 @@ pub struct TunSettings {
     pub gateway: Option<IpAddr>,
     /// `dns` servers.
     pub dns: Vec<IpAddr>,
+    /// rgost extension `offload` (default true): TUN segmentation offload
+    /// (GSO/GRO) when the kernel allows it. The environment variable
+    /// `RGOST_TUN_OFFLOAD` overrides it (see `rgost-client`).
+    pub offload: bool,
 }
 
 /// One route into the TUN device.

@@ -16,9 +16,10 @@ use crate::raw::{
 };
 use crate::{
     AutherConfig, Chain, Config, ConfigError, Credentials, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MTU, DEFAULT_READ_TIMEOUT,
-    DialerKind, FileSource, HttpSource, IngressConfig, Keepalive, Limits, ListenAddr, ListenerKind, Loaded, Node,
-    PluginConfig, RedisKind, RedisSource, RouterConfig, RouterConnector, RouterService, Service, ServiceKind, Sources,
-    TlsClientSettings, TlsServerSettings, TunRouteSetting, TunService, TunSettings, UserEntry,
+    DEFAULT_TUN_OFFLOAD, DialerKind, FileSource, HttpSource, IngressConfig, Keepalive, Limits, ListenAddr,
+    ListenerKind, Loaded, Node, PluginConfig, RedisKind, RedisSource, RouterConfig, RouterConnector, RouterService,
+    Service, ServiceKind, Sources, TlsClientSettings, TlsServerSettings, TunRouteSetting, TunService, TunSettings,
+    UserEntry,
 };
 
 /// Default `router.cache.expiration`.
@@ -475,6 +476,9 @@ fn tun_service(
             .collect::<Result<_>>()?,
     };
 
+    // rgost's own key (GOST has none): segmentation offload on the device.
+    let offload = lmd.bool("offload")?.unwrap_or(DEFAULT_TUN_OFFLOAD);
+
     let nodes = raw.forwarder.as_ref().and_then(|f| f.nodes.as_deref()).unwrap_or_default();
     let host_hint =
         "the host name reported to the router: forwarder.nodes[0].addr, or the path of -L \"tun:///host-1?net=...\"";
@@ -524,7 +528,7 @@ fn tun_service(
         warnings.push(format!("{origin}: {path}.listener.tls: ignored by a tun listener"));
     }
 
-    Ok(TunService { tun: TunSettings { name, addrs, mtu, routes, gateway, dns }, host, chain })
+    Ok(TunService { tun: TunSettings { name, addrs, mtu, routes, gateway, dns, offload }, host, chain })
 }
 
 fn named_chain(origin: &str, key: &str, name: &str, refs: &Refs<'_>) -> Result<Chain> {

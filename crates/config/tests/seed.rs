@@ -259,6 +259,7 @@ fn tun(name: &str, router_id: Option<&str>, chain_nodes_addr: &str, routes: Vec<
                 routes,
                 gateway: None,
                 dns: vec![],
+                offload: true,
             },
             host: "host-1".into(),
             chain: Chain {
