@@ -13,10 +13,12 @@
 #![warn(missing_docs)]
 
 mod cli;
+pub mod defaults;
 mod duration;
 mod metadata;
 mod model;
 mod raw;
+mod size;
 mod suggest;
 mod validate;
 

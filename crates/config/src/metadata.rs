@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::ConfigError;
 use crate::duration::parse_duration;
 use crate::raw::Metadata;
+use crate::size::parse_size;
 use crate::suggest;
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -146,6 +147,18 @@ impl<'a> Md<'a> {
             Some(0) => Err(invalid(self.origin, path, shown(value), "must be more than zero")),
             Some(n) => Ok(Some(n)),
             None => Err(invalid(self.origin, path, shown(value), "expected a positive integer")),
+        }
+    }
+
+    /// A size in bytes above zero: an integer, or a number with a unit
+    /// (`512KiB`, `4MiB`, `1GiB`, `4MB`).
+    pub(crate) fn size(&self, key: &'static str) -> Result<Option<usize>> {
+        let Some((path, value)) = self.get(key) else { return Ok(None) };
+        let text = scalar(value).ok_or_else(|| invalid(self.origin, &path, shown(value), "expected a size"))?;
+        match parse_size(&text) {
+            Ok(0) => Err(invalid(self.origin, path, shown(value), "must be more than zero")),
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(reason) => Err(invalid(self.origin, path, shown(value), reason)),
         }
     }
 

@@ -8,14 +8,7 @@ use ipnet::IpNet;
 use rgost_routing::Route;
 use uuid::Uuid;
 
-/// Default TUN MTU (GOST's code uses 1420).
-pub const DEFAULT_MTU: u16 = 1420;
-/// Default bound on reading a router handshake.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default dial timeout.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default of the tun listener's `offload`.
-pub const DEFAULT_TUN_OFFLOAD: bool = true;
+use crate::defaults;
 
 /// Everything rgost runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +72,7 @@ pub struct RouterService {
     pub keepalive: Keepalive,
 }
 
-/// Abuse limits of a router service (handler metadata).
+/// Abuse limits of a router service (handler metadata). Defaults: [`defaults`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `maxConnections` (default 20000).
@@ -90,11 +83,27 @@ pub struct Limits {
     pub max_handshake_bytes: usize,
     /// `queuePackets`: packets queued per connection before drops (default 256).
     pub queue_packets: usize,
+    /// `queueBytes`: bytes queued per connection before drops (default 1 MiB).
+    pub queue_bytes: usize,
+    /// `hostQueueBytes`: bytes queued for one host across all its
+    /// connections (default 4 MiB).
+    pub host_queue_bytes: usize,
+    /// `serverQueueBytes`: bytes queued in the whole router service, all
+    /// connections together (default 256 MiB).
+    pub server_queue_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_connections: 20_000, max_connections_per_ip: 512, max_handshake_bytes: 2048, queue_packets: 256 }
+        Limits {
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_connections_per_ip: defaults::MAX_CONNECTIONS_PER_IP,
+            max_handshake_bytes: defaults::MAX_HANDSHAKE_BYTES,
+            queue_packets: defaults::QUEUE_PACKETS,
+            queue_bytes: defaults::QUEUE_BYTES,
+            host_queue_bytes: defaults::HOST_QUEUE_BYTES,
+            server_queue_bytes: defaults::SERVER_QUEUE_BYTES,
+        }
     }
 }
 
@@ -110,7 +119,7 @@ pub struct Keepalive {
 
 impl Default for Keepalive {
     fn default() -> Self {
-        Keepalive { period: Duration::from_secs(15), user_timeout: Duration::from_secs(30) }
+        Keepalive { period: defaults::KEEPALIVE_PERIOD, user_timeout: defaults::USER_TIMEOUT }
     }
 }
 

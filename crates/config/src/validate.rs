@@ -10,26 +10,17 @@ use rgost_routing::{Route, RouteError};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::defaults;
 use crate::metadata::{Md, check_keys, duration_value, invalid, scalar, shown};
 use crate::raw::{
     RawAuth, RawAuther, RawChain, RawIngress, RawNode, RawPlugin, RawRouter, RawService, RawSources, RawTls,
 };
 use crate::{
-    AutherConfig, Chain, Config, ConfigError, Credentials, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MTU, DEFAULT_READ_TIMEOUT,
-    DEFAULT_TUN_OFFLOAD, DialerKind, FileSource, HttpSource, IngressConfig, Keepalive, Limits, ListenAddr,
-    ListenerKind, Loaded, Node, PluginConfig, RedisKind, RedisSource, RouterConfig, RouterConnector, RouterService,
-    Service, ServiceKind, Sources, TlsClientSettings, TlsServerSettings, TunRouteSetting, TunService, TunSettings,
-    UserEntry,
+    AutherConfig, Chain, Config, ConfigError, Credentials, DialerKind, FileSource, HttpSource, IngressConfig,
+    Keepalive, Limits, ListenAddr, ListenerKind, Loaded, Node, PluginConfig, RedisKind, RedisSource, RouterConfig,
+    RouterConnector, RouterService, Service, ServiceKind, Sources, TlsClientSettings, TlsServerSettings,
+    TunRouteSetting, TunService, TunSettings, UserEntry,
 };
-
-/// Default `router.cache.expiration`.
-const DEFAULT_ROUTE_CACHE_TTL: Duration = Duration::from_secs(1);
-/// Default HTTP data source timeout.
-const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default plugin timeout.
-const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default WebSocket path.
-const DEFAULT_WS_PATH: &str = "/ws";
 
 /// One item and where it was read from (a file or a flag).
 #[derive(Debug, Clone)]
@@ -231,7 +222,7 @@ fn router_service(
         warnings.push(format!("{origin}: {key}: ignored by a {listener_type} listener (ws and wss read it)"));
     }
 
-    let read_timeout = hmd.positive_duration("readTimeout")?.unwrap_or(DEFAULT_READ_TIMEOUT);
+    let read_timeout = hmd.positive_duration("readTimeout")?.unwrap_or(defaults::READ_TIMEOUT);
     let default_router = match hmd.string("router")? {
         Some((key, name)) if !refs.routers.iter().any(|r| r.name == name) => return Err(undefined(origin, key, name)),
         other => other.map(|(_, name)| name),
@@ -276,18 +267,37 @@ fn router_service(
         warnings.push(format!("{origin}: {path}.handler.chain: a router service forwards nothing, chain ignored"));
     }
 
-    let strict_source = hmd.bool("strictSource")?.unwrap_or(true);
-    let cache = hmd.bool("router.cache")?.unwrap_or(false);
-    let expiration = hmd.duration("router.cache.expiration")?.unwrap_or(DEFAULT_ROUTE_CACHE_TTL);
+    let strict_source = hmd.bool("strictSource")?.unwrap_or(defaults::STRICT_SOURCE);
+    let cache = hmd.bool("router.cache")?.unwrap_or(defaults::ROUTE_CACHE);
+    let expiration = hmd.duration("router.cache.expiration")?.unwrap_or(defaults::ROUTE_CACHE_TTL);
     let route_cache_ttl = if cache { expiration } else { Duration::ZERO };
 
-    let defaults = Limits::default();
     let limits = Limits {
-        max_connections: hmd.positive("maxConnections")?.unwrap_or(defaults.max_connections),
-        max_connections_per_ip: hmd.positive("maxConnectionsPerIP")?.unwrap_or(defaults.max_connections_per_ip),
-        max_handshake_bytes: hmd.positive("maxHandshakeBytes")?.unwrap_or(defaults.max_handshake_bytes),
-        queue_packets: hmd.positive("queuePackets")?.unwrap_or(defaults.queue_packets),
+        max_connections: hmd.positive("maxConnections")?.unwrap_or(defaults::MAX_CONNECTIONS),
+        max_connections_per_ip: hmd.positive("maxConnectionsPerIP")?.unwrap_or(defaults::MAX_CONNECTIONS_PER_IP),
+        max_handshake_bytes: hmd.positive("maxHandshakeBytes")?.unwrap_or(defaults::MAX_HANDSHAKE_BYTES),
+        queue_packets: hmd.positive("queuePackets")?.unwrap_or(defaults::QUEUE_PACKETS),
+        queue_bytes: hmd.size("queueBytes")?.unwrap_or(defaults::QUEUE_BYTES),
+        host_queue_bytes: hmd.size("hostQueueBytes")?.unwrap_or(defaults::HOST_QUEUE_BYTES),
+        server_queue_bytes: hmd.size("serverQueueBytes")?.unwrap_or(defaults::SERVER_QUEUE_BYTES),
     };
+    // A wider budget below a narrower one is legal (the smaller bound
+    // wins) but most likely a slip.
+    let budgets = [
+        ("queueBytes", limits.queue_bytes),
+        ("hostQueueBytes", limits.host_queue_bytes),
+        ("serverQueueBytes", limits.server_queue_bytes),
+    ];
+    for pair in budgets.windows(2) {
+        if let [(narrow, narrow_bytes), (wide, wide_bytes)] = pair
+            && narrow_bytes > wide_bytes
+        {
+            warnings.push(format!(
+                "{origin}: {path}.handler.metadata: {narrow} ({narrow_bytes} bytes) exceeds {wide} ({wide_bytes} bytes); \
+                 the smaller bound wins"
+            ));
+        }
+    }
     let keepalive = keepalive(&[&hmd, &lmd])?;
 
     check_keys(&[&hmd, &lmd, &smd], warnings)?;
@@ -314,7 +324,6 @@ fn router_service(
 /// `keepAlivePeriod` and `userTimeout` from the first map that has them
 /// (every map is read, so each knows the keys).
 fn keepalive(maps: &[&Md<'_>]) -> Result<Keepalive> {
-    let defaults = Keepalive::default();
     let mut period = None;
     let mut user_timeout = None;
     for md in maps {
@@ -322,8 +331,8 @@ fn keepalive(maps: &[&Md<'_>]) -> Result<Keepalive> {
         user_timeout = user_timeout.or(md.positive_duration("userTimeout")?);
     }
     Ok(Keepalive {
-        period: period.unwrap_or(defaults.period),
-        user_timeout: user_timeout.unwrap_or(defaults.user_timeout),
+        period: period.unwrap_or(defaults::KEEPALIVE_PERIOD),
+        user_timeout: user_timeout.unwrap_or(defaults::USER_TIMEOUT),
     })
 }
 
@@ -331,7 +340,7 @@ fn keepalive(maps: &[&Md<'_>]) -> Result<Keepalive> {
 /// the key is known to the map.
 fn http_path(md: &Md<'_>) -> Result<String> {
     match md.string("path")? {
-        None => Ok(DEFAULT_WS_PATH.to_owned()),
+        None => Ok(defaults::WS_PATH.to_owned()),
         Some((_, p)) if p.starts_with('/') => Ok(p),
         Some((key, p)) => Err(invalid(md.origin(), key, p, "an HTTP path starts with /")),
     }
@@ -429,7 +438,7 @@ fn tun_service(
 
     let name = lmd.string("name")?.map(|(_, name)| name);
     let mtu = match lmd.get("mtu") {
-        None => DEFAULT_MTU,
+        None => defaults::MTU,
         Some((key, value)) => scalar(value)
             .and_then(|s| s.parse::<u16>().ok())
             .filter(|mtu| *mtu >= 68)
@@ -477,7 +486,7 @@ fn tun_service(
     };
 
     // rgost's own key (GOST has none): segmentation offload on the device.
-    let offload = lmd.bool("offload")?.unwrap_or(DEFAULT_TUN_OFFLOAD);
+    let offload = lmd.bool("offload")?.unwrap_or(defaults::TUN_OFFLOAD);
 
     let nodes = raw.forwarder.as_ref().and_then(|f| f.nodes.as_deref()).unwrap_or_default();
     let host_hint =
@@ -649,7 +658,7 @@ fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<St
     // both maps know the key.
     let dialer_timeout = dmd.positive_duration("connectTimeout")?;
     let connector_timeout = cmd.positive_duration("connectTimeout")?;
-    let connect_timeout = dialer_timeout.or(connector_timeout).unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let connect_timeout = dialer_timeout.or(connector_timeout).unwrap_or(defaults::CONNECT_TIMEOUT);
     let keepalive = keepalive(&[&dmd, &cmd])?;
 
     check_keys(&[&cmd, &dmd], warnings)?;
@@ -768,7 +777,7 @@ fn sources(origin: &str, path: &str, raw: RawSources<'_>) -> Result<(Sources, Op
                 db,
                 username: text(redis.username.as_ref()).map(str::to_owned),
                 password: redis.password.clone().filter(|p| !p.is_empty()),
-                key: text(redis.key.as_ref()).unwrap_or("gost").to_owned(),
+                key: text(redis.key.as_ref()).unwrap_or(defaults::REDIS_KEY).to_owned(),
                 kind,
             })
         }
@@ -779,7 +788,7 @@ fn sources(origin: &str, path: &str, raw: RawSources<'_>) -> Result<(Sources, Op
             let url =
                 text(http.url.as_ref()).ok_or_else(|| missing(origin, format!("{path}.http.url"), "the URL to GET"))?;
             let timeout = match http.timeout.as_ref().filter(|v| !v.is_null()) {
-                None => DEFAULT_HTTP_TIMEOUT,
+                None => defaults::HTTP_TIMEOUT,
                 Some(value) => positive(origin, &format!("{path}.http.timeout"), value)?,
             };
             Some(HttpSource { url: url.to_owned(), timeout })
@@ -804,7 +813,7 @@ fn plugin_config(origin: &str, path: &str, raw: &RawPlugin) -> Result<PluginConf
     }
     let addr = text(raw.addr.as_ref()).ok_or_else(|| missing(origin, format!("{path}.addr"), "the plugin's URL"))?;
     let timeout = match raw.timeout.as_ref().filter(|v| !v.is_null()) {
-        None => DEFAULT_PLUGIN_TIMEOUT,
+        None => defaults::PLUGIN_TIMEOUT,
         Some(value) => positive(origin, &format!("{path}.timeout"), value)?,
     };
     let tls = raw.tls.as_ref().map(|tls| tls_client(origin, &format!("{path}.tls"), tls)).transpose()?;

@@ -69,7 +69,13 @@ fn router_handler_metadata() {
     assert_eq!(service.route_cache_ttl, Duration::from_secs(90));
     assert_eq!(
         service.limits,
-        Limits { max_connections: 10, max_connections_per_ip: 2, max_handshake_bytes: 4096, queue_packets: 8 }
+        Limits {
+            max_connections: 10,
+            max_connections_per_ip: 2,
+            max_handshake_bytes: 4096,
+            queue_packets: 8,
+            ..Limits::default()
+        }
     );
     assert_eq!(service.keepalive, Keepalive { period: Duration::from_secs(5), user_timeout: Duration::from_secs(7) });
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
