@@ -20,6 +20,7 @@ mod model;
 mod raw;
 mod size;
 mod suggest;
+mod summary;
 mod validate;
 
 pub use model::*;
@@ -40,7 +41,9 @@ pub struct Loaded {
 }
 
 /// Loads a config from an optional file (`-C`) plus `-L` service URLs and
-/// `-F` node URLs, as GOST does: the `-F` nodes form one chain `chain-0`
+/// `-F` node URLs, and checks that the certificate, key and CA files it
+/// names are readable (relative paths are relative to the working
+/// directory). As GOST does, the `-F` nodes form one chain `chain-0`
 /// (one hop per node) used by every `-L` service.
 ///
 /// rgost supports chains of one hop, so more than one `-F` is an error.
@@ -85,7 +88,13 @@ pub fn load(file: Option<&Path>, services: &[String], nodes: &[String]) -> Resul
         }
         input.services.push(Sourced { origin, item: service });
     }
-    validate::validate(&input)
+    let (loaded, files) = validate::validate(&input)?;
+    // Files rgost opens at start (certificates, keys, CAs) must be readable
+    // now, so a dry run (`--check`) and a start fail alike, naming the key.
+    for file in &files {
+        file.check()?;
+    }
+    Ok(loaded)
 }
 
 /// GOST names `-L` services `service-{k}`; skip names the file already uses.
@@ -97,11 +106,12 @@ fn free_service_name(input: &Input, k: usize) -> String {
 }
 
 /// Parses config text (YAML, or JSON which is read as YAML's subset) as if
-/// read from `origin` (used in error messages).
+/// read from `origin` (used in error messages). Touches no file: the files
+/// the config names are not checked (see [`load`]).
 pub fn parse_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
     let mut input = Input::default();
     add_file(&mut input, parse_raw(text, origin)?, origin);
-    validate::validate(&input)
+    validate::validate(&input).map(|(loaded, _files)| loaded)
 }
 
 /// Reads the raw schema and rejects GOST sections rgost does not implement.

@@ -58,23 +58,72 @@ fn text(value: Option<&String>) -> Option<&str> {
     value.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
-/// Validates everything read into the model.
-pub(crate) fn validate(input: &Input) -> Result<Loaded> {
-    let mut warnings = Vec::new();
+/// What validation noticed besides the model.
+#[derive(Debug, Default)]
+struct Notes {
+    /// Warnings for the log.
+    warnings: Vec<String>,
+    /// Files the model refers to and rgost opens at start.
+    files: Vec<FileRef>,
+}
+
+impl Notes {
+    fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
+    }
+
+    /// `path` (a key's value) names a file rgost reads at start.
+    fn file(&mut self, origin: &str, key: String, path: &Option<PathBuf>) {
+        if let Some(path) = path {
+            self.files.push(FileRef { origin: origin.to_owned(), key, path: path.clone() });
+        }
+    }
+}
+
+/// A file named by a key (a certificate, key or CA), which must be readable
+/// when rgost starts.
+#[derive(Debug, Clone)]
+pub(crate) struct FileRef {
+    pub(crate) origin: String,
+    pub(crate) key: String,
+    pub(crate) path: PathBuf,
+}
+
+impl FileRef {
+    /// An error when the file cannot be opened for reading. Relative paths
+    /// are relative to the working directory, as at start.
+    pub(crate) fn check(&self) -> Result<()> {
+        match std::fs::File::open(&self.path) {
+            Ok(_) => Ok(()),
+            Err(err) => Err(invalid(
+                &self.origin,
+                &self.key,
+                self.path.display().to_string(),
+                format!("cannot read the file: {err}"),
+            )),
+        }
+    }
+}
+
+/// Validates everything read into the model; also returns the files the
+/// model names, for [`crate::load`] to check.
+pub(crate) fn validate(input: &Input) -> Result<(Loaded, Vec<FileRef>)> {
+    let mut notes = Notes::default();
 
     let routers: Vec<RouterConfig> =
-        section("routers", &input.routers, |o, i, r| router(o, i, r, &mut warnings), |r| &r.name)?;
+        section("routers", &input.routers, |o, i, r| router(o, i, r, &mut notes), |r| &r.name)?;
     let ingresses: Vec<IngressConfig> =
-        section("ingresses", &input.ingresses, |o, i, r| ingress(o, i, r, &mut warnings), |r| &r.name)?;
+        section("ingresses", &input.ingresses, |o, i, r| ingress(o, i, r, &mut notes), |r| &r.name)?;
     let authers: Vec<AutherConfig> =
-        section("authers", &input.authers, |o, i, r| auther(o, i, r, &mut warnings), |r| &r.name)?;
-    let chains: Vec<Chain> = section("chains", &input.chains, |o, i, r| chain(o, i, r, &mut warnings), |c| &c.name)?;
+        section("authers", &input.authers, |o, i, r| auther(o, i, r, &mut notes), |r| &r.name)?;
+    let chains: Vec<Chain> = section("chains", &input.chains, |o, i, r| chain(o, i, r, &mut notes), |c| &c.name)?;
 
     let refs = Refs { routers: &routers, ingresses: &ingresses, authers: &authers, chains: &chains };
     let services: Vec<Service> =
-        section("services", &input.services, |o, i, r| service(o, i, r, &refs, &mut warnings), |s| &s.name)?;
+        section("services", &input.services, |o, i, r| service(o, i, r, &refs, &mut notes), |s| &s.name)?;
 
-    Ok(Loaded { config: Config { services, routers, ingresses, authers }, warnings })
+    let loaded = Loaded { config: Config { services, routers, ingresses, authers }, warnings: notes.warnings };
+    Ok((loaded, notes.files))
 }
 
 /// Validates every item of a section in order, then checks that their names are unique.
@@ -153,21 +202,19 @@ const DIALER_IGNORED: &[&str] = &[
 
 // ---------------------------------------------------------------- services
 
-fn service(origin: &str, i: usize, raw: &RawService, refs: &Refs<'_>, warnings: &mut Vec<String>) -> Result<Service> {
+fn service(origin: &str, i: usize, raw: &RawService, refs: &Refs<'_>, notes: &mut Notes) -> Result<Service> {
     let path = format!("services[{i}]");
     let name = text(raw.name.as_ref()).map_or_else(|| format!("service-{i}"), str::to_owned);
     let handler = raw.handler.as_ref().and_then(|h| text(h.kind.as_ref())).map(str::to_ascii_lowercase);
     let listener = raw.listener.as_ref().and_then(|l| text(l.kind.as_ref())).map(str::to_ascii_lowercase);
     const HINT: &str = "rgost implements handler router (listener tcp, tls, ws or wss) and handler tun (listener tun)";
     let kind = match (handler.as_deref(), listener.as_deref()) {
-        (None | Some("tun" | "auto"), Some("tun")) => {
-            ServiceKind::Tun(tun_service(origin, &path, raw, refs, warnings)?)
-        }
+        (None | Some("tun" | "auto"), Some("tun")) => ServiceKind::Tun(tun_service(origin, &path, raw, refs, notes)?),
         (Some(other), Some("tun")) => {
             return Err(unsupported(origin, format!("{path}.handler.type"), other, "a tun listener needs handler tun"));
         }
         (Some("router"), None | Some("tcp" | "tls" | "ws" | "wss")) => {
-            ServiceKind::Router(router_service(origin, &path, raw, refs, warnings)?)
+            ServiceKind::Router(router_service(origin, &path, raw, refs, notes)?)
         }
         (Some("router"), Some(other)) => {
             return Err(unsupported(origin, format!("{path}.listener.type"), other, "use tcp, tls, ws or wss"));
@@ -191,7 +238,7 @@ fn router_service(
     path: &str,
     raw: &RawService,
     refs: &Refs<'_>,
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<RouterService> {
     let handler = raw.handler.clone().unwrap_or_default();
     let listener = raw.listener.clone().unwrap_or_default();
@@ -206,20 +253,18 @@ fn router_service(
     let listener_type = text(listener.kind.as_ref()).map_or_else(|| "tcp".to_owned(), str::to_ascii_lowercase);
     let ws_path = http_path(&lmd)?;
     let kind = match listener_type.as_str() {
-        "tls" => ListenerKind::Tls(tls_server(origin, &tls_path, listener.tls.as_ref(), warnings)?),
+        "tls" => ListenerKind::Tls(tls_server(origin, &tls_path, listener.tls.as_ref(), notes)?),
         "ws" => ListenerKind::Ws { path: ws_path },
-        "wss" => {
-            ListenerKind::Wss { path: ws_path, tls: tls_server(origin, &tls_path, listener.tls.as_ref(), warnings)? }
-        }
+        "wss" => ListenerKind::Wss { path: ws_path, tls: tls_server(origin, &tls_path, listener.tls.as_ref(), notes)? },
         _ => ListenerKind::Tcp,
     };
     if matches!(kind, ListenerKind::Tcp | ListenerKind::Ws { .. }) && listener.tls.is_some() {
-        warnings.push(format!("{origin}: {tls_path}: ignored by a {listener_type} listener"));
+        notes.warn(format!("{origin}: {tls_path}: ignored by a {listener_type} listener"));
     }
     if matches!(kind, ListenerKind::Tcp | ListenerKind::Tls(_))
         && let Some(key) = lmd.present("path")
     {
-        warnings.push(format!("{origin}: {key}: ignored by a {listener_type} listener (ws and wss read it)"));
+        notes.warn(format!("{origin}: {key}: ignored by a {listener_type} listener (ws and wss read it)"));
     }
 
     let read_timeout = hmd.positive_duration("readTimeout")?.unwrap_or(defaults::READ_TIMEOUT);
@@ -264,7 +309,7 @@ fn router_service(
         None => None,
     };
     if handler.chain.is_some() || listener.chain.is_some() {
-        warnings.push(format!("{origin}: {path}.handler.chain: a router service forwards nothing, chain ignored"));
+        notes.warn(format!("{origin}: {path}.handler.chain: a router service forwards nothing, chain ignored"));
     }
 
     let strict_source = hmd.bool("strictSource")?.unwrap_or(defaults::STRICT_SOURCE);
@@ -292,7 +337,7 @@ fn router_service(
         if let [(narrow, narrow_bytes), (wide, wide_bytes)] = pair
             && narrow_bytes > wide_bytes
         {
-            warnings.push(format!(
+            notes.warn(format!(
                 "{origin}: {path}.handler.metadata: {narrow} ({narrow_bytes} bytes) exceeds {wide} ({wide_bytes} bytes); \
                  the smaller bound wins"
             ));
@@ -300,9 +345,9 @@ fn router_service(
     }
     let keepalive = keepalive(&[&hmd, &lmd])?;
 
-    check_keys(&[&hmd, &lmd, &smd], warnings)?;
+    check_keys(&[&hmd, &lmd, &smd], &mut notes.warnings)?;
     if raw.forwarder.is_some() {
-        warnings.push(format!("{origin}: {path}.forwarder: a router service forwards nothing, ignored"));
+        notes.warn(format!("{origin}: {path}.forwarder: a router service forwards nothing, ignored"));
     }
 
     Ok(RouterService {
@@ -380,24 +425,32 @@ fn dial_addr(addr: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn tls_server(origin: &str, path: &str, tls: Option<&RawTls>, warnings: &mut Vec<String>) -> Result<TlsServerSettings> {
+fn tls_server(origin: &str, path: &str, tls: Option<&RawTls>, notes: &mut Notes) -> Result<TlsServerSettings> {
     let Some(tls) = tls else { return Ok(TlsServerSettings::default()) };
     let (cert_file, key_file) = cert_pair(origin, path, tls)?;
     if tls.server_name.is_some() || tls.secure.is_some() {
-        warnings.push(format!("{origin}: {path}: serverName and secure apply to dialers, ignored on a listener"));
+        notes.warn(format!("{origin}: {path}: serverName and secure apply to dialers, ignored on a listener"));
     }
-    Ok(TlsServerSettings { cert_file, key_file, ca_file: text(tls.ca_file.as_ref()).map(PathBuf::from) })
+    let settings = TlsServerSettings { cert_file, key_file, ca_file: text(tls.ca_file.as_ref()).map(PathBuf::from) };
+    notes.file(origin, format!("{path}.certFile"), &settings.cert_file);
+    notes.file(origin, format!("{path}.keyFile"), &settings.key_file);
+    notes.file(origin, format!("{path}.caFile"), &settings.ca_file);
+    Ok(settings)
 }
 
-fn tls_client(origin: &str, path: &str, tls: &RawTls) -> Result<TlsClientSettings> {
+fn tls_client(origin: &str, path: &str, tls: &RawTls, notes: &mut Notes) -> Result<TlsClientSettings> {
     let (cert_file, key_file) = cert_pair(origin, path, tls)?;
-    Ok(TlsClientSettings {
+    let settings = TlsClientSettings {
         server_name: text(tls.server_name.as_ref()).map(str::to_owned),
         secure: tls.secure.unwrap_or(false),
         ca_file: text(tls.ca_file.as_ref()).map(PathBuf::from),
         cert_file,
         key_file,
-    })
+    };
+    notes.file(origin, format!("{path}.certFile"), &settings.cert_file);
+    notes.file(origin, format!("{path}.keyFile"), &settings.key_file);
+    notes.file(origin, format!("{path}.caFile"), &settings.ca_file);
+    Ok(settings)
 }
 
 /// `certFile` and `keyFile` come together.
@@ -410,13 +463,7 @@ fn cert_pair(origin: &str, path: &str, tls: &RawTls) -> Result<(Option<PathBuf>,
     }
 }
 
-fn tun_service(
-    origin: &str,
-    path: &str,
-    raw: &RawService,
-    refs: &Refs<'_>,
-    warnings: &mut Vec<String>,
-) -> Result<TunService> {
+fn tun_service(origin: &str, path: &str, raw: &RawService, refs: &Refs<'_>, notes: &mut Notes) -> Result<TunService> {
     let handler = raw.handler.clone().unwrap_or_default();
     let listener = raw.listener.clone().unwrap_or_default();
     let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref(), TUN_HANDLER_IGNORED);
@@ -496,7 +543,7 @@ fn tun_service(
         .ok_or_else(|| missing(origin, format!("{path}.forwarder.nodes[0].addr"), host_hint))?
         .to_owned();
     if nodes.len() > 1 {
-        warnings.push(format!("{origin}: {path}.forwarder.nodes: only the first node ({host}) is used"));
+        notes.warn(format!("{origin}: {path}.forwarder.nodes: only the first node ({host}) is used"));
     }
 
     let chain = match (text(handler.chain.as_ref()), text(listener.chain.as_ref())) {
@@ -505,7 +552,7 @@ fn tun_service(
         (None, None) => match refs.chains {
             [only] => {
                 let service = text(raw.name.as_ref()).unwrap_or(path);
-                warnings.push(format!(
+                notes.warn(format!(
                     "{origin}: {path}.handler.chain: service {service} names no chain; using the only chain defined, {}",
                     only.name
                 ));
@@ -529,12 +576,12 @@ fn tun_service(
         },
     };
 
-    check_keys(&[&lmd, &hmd, &smd], warnings)?;
+    check_keys(&[&lmd, &hmd, &smd], &mut notes.warnings)?;
     if handler.auth.is_some() || handler.auther.is_some() {
-        warnings.push(format!("{origin}: {path}.handler.auth: a tun handler checks no credentials, ignored"));
+        notes.warn(format!("{origin}: {path}.handler.auth: a tun handler checks no credentials, ignored"));
     }
     if listener.tls.is_some() {
-        warnings.push(format!("{origin}: {path}.listener.tls: ignored by a tun listener"));
+        notes.warn(format!("{origin}: {path}.listener.tls: ignored by a tun listener"));
     }
 
     Ok(TunService { tun: TunSettings { name, addrs, mtu, routes, gateway, dns, offload }, host, chain })
@@ -557,7 +604,7 @@ fn user_entry(origin: &str, path: &str, raw: &RawAuth) -> Result<UserEntry> {
 
 // ------------------------------------------------------------------ chains
 
-fn chain(origin: &str, i: usize, raw: &RawChain, warnings: &mut Vec<String>) -> Result<Chain> {
+fn chain(origin: &str, i: usize, raw: &RawChain, notes: &mut Notes) -> Result<Chain> {
     let path = format!("chains[{i}]");
     let name = text(raw.name.as_ref())
         .ok_or_else(|| missing(origin, format!("{path}.name"), "services refer to a chain by name"))?
@@ -582,15 +629,15 @@ fn chain(origin: &str, i: usize, raw: &RawChain, warnings: &mut Vec<String>) -> 
     let nodes = nodes
         .iter()
         .enumerate()
-        .map(|(j, n)| node(origin, &format!("{path}.hops[0].nodes[{j}]"), j, n, warnings))
+        .map(|(j, n)| node(origin, &format!("{path}.hops[0].nodes[{j}]"), j, n, notes))
         .collect::<Result<Vec<_>>>()?;
     if raw.metadata.as_ref().is_some_and(|md| !md.is_empty()) {
-        warnings.push(format!("{origin}: {path}.metadata: chain metadata is ignored by rgost"));
+        notes.warn(format!("{origin}: {path}.metadata: chain metadata is ignored by rgost"));
     }
     Ok(Chain { name, nodes })
 }
 
-fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<String>) -> Result<Node> {
+fn node(origin: &str, path: &str, j: usize, raw: &RawNode, notes: &mut Notes) -> Result<Node> {
     let name = text(raw.name.as_ref()).map_or_else(|| format!("node-{j}"), str::to_owned);
     let addr = text(raw.addr.as_ref())
         .ok_or_else(|| missing(origin, format!("{path}.addr"), "host:port of the router server"))?
@@ -630,27 +677,27 @@ fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<St
         (None, Some(tls)) => (format!("{path}.tls"), Some(tls)),
         (None, None) => (String::new(), None),
     };
-    let tls = || -> Result<TlsClientSettings> {
-        raw_tls.map_or_else(|| Ok(TlsClientSettings::default()), |tls| tls_client(origin, &tls_path, tls))
+    let tls = |notes: &mut Notes| -> Result<TlsClientSettings> {
+        raw_tls.map_or_else(|| Ok(TlsClientSettings::default()), |tls| tls_client(origin, &tls_path, tls, notes))
     };
     let ws_path = http_path(&dmd)?;
     let ws_host = dmd.string("host")?.map(|(_, h)| h);
     let dialer_type = text(dialer.kind.as_ref()).map_or_else(|| "tcp".to_owned(), str::to_ascii_lowercase);
     let kind = match dialer_type.as_str() {
         "tcp" => DialerKind::Tcp,
-        "tls" => DialerKind::Tls(tls()?),
+        "tls" => DialerKind::Tls(tls(notes)?),
         "ws" => DialerKind::Ws { path: ws_path, host: ws_host },
-        "wss" => DialerKind::Wss { path: ws_path, host: ws_host, tls: tls()? },
+        "wss" => DialerKind::Wss { path: ws_path, host: ws_host, tls: tls(notes)? },
         other => {
             return Err(unsupported(origin, format!("{path}.dialer.type"), other, "use tcp, tls, ws or wss"));
         }
     };
     if matches!(kind, DialerKind::Tcp | DialerKind::Ws { .. }) && raw_tls.is_some() {
-        warnings.push(format!("{origin}: {tls_path}: ignored by a {dialer_type} dialer"));
+        notes.warn(format!("{origin}: {tls_path}: ignored by a {dialer_type} dialer"));
     }
     if matches!(kind, DialerKind::Tcp | DialerKind::Tls(_)) {
         for key in [dmd.present("path"), dmd.present("host")].into_iter().flatten() {
-            warnings.push(format!("{origin}: {key}: ignored by a {dialer_type} dialer (ws and wss read it)"));
+            notes.warn(format!("{origin}: {key}: ignored by a {dialer_type} dialer (ws and wss read it)"));
         }
     }
 
@@ -661,10 +708,10 @@ fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<St
     let connect_timeout = dialer_timeout.or(connector_timeout).unwrap_or(defaults::CONNECT_TIMEOUT);
     let keepalive = keepalive(&[&dmd, &cmd])?;
 
-    check_keys(&[&cmd, &dmd], warnings)?;
+    check_keys(&[&cmd, &dmd], &mut notes.warnings)?;
     if let Some(md) = raw.metadata.as_ref().filter(|md| !md.is_empty()) {
         let keys: Vec<&str> = md.keys().map(String::as_str).collect();
-        warnings.push(format!("{origin}: {path}.metadata: node metadata is ignored by rgost ({})", keys.join(", ")));
+        notes.warn(format!("{origin}: {path}.metadata: node metadata is ignored by rgost ({})", keys.join(", ")));
     }
 
     Ok(Node { name, addr, connector: RouterConnector { router_id, auth }, dialer: kind, connect_timeout, keepalive })
@@ -672,7 +719,7 @@ fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<St
 
 // ------------------------------------------- routers, ingresses, authers
 
-fn router(origin: &str, i: usize, raw: &RawRouter, warnings: &mut Vec<String>) -> Result<RouterConfig> {
+fn router(origin: &str, i: usize, raw: &RawRouter, notes: &mut Notes) -> Result<RouterConfig> {
     let path = format!("routers[{i}]");
     let name = section_name(origin, &path, raw.name.as_ref())?;
     let mut routes = Vec::new();
@@ -693,14 +740,14 @@ fn router(origin: &str, i: usize, raw: &RawRouter, warnings: &mut Vec<String>) -
         })?;
         routes.push(route);
     }
-    let (sources, plugin) = sources(origin, &path, raw.sources())?;
+    let (sources, plugin) = sources(origin, &path, raw.sources(), notes)?;
     if plugin.is_some() && (!routes.is_empty() || !sources.is_empty()) {
-        warnings.push(format!("{origin}: {path}.plugin: the plugin answers; routes and data sources are ignored"));
+        notes.warn(format!("{origin}: {path}.plugin: the plugin answers; routes and data sources are ignored"));
     }
     Ok(RouterConfig { name, routes, sources, plugin })
 }
 
-fn ingress(origin: &str, i: usize, raw: &RawIngress, warnings: &mut Vec<String>) -> Result<IngressConfig> {
+fn ingress(origin: &str, i: usize, raw: &RawIngress, notes: &mut Notes) -> Result<IngressConfig> {
     let path = format!("ingresses[{i}]");
     let name = section_name(origin, &path, raw.name.as_ref())?;
     let mut rules = Vec::new();
@@ -715,14 +762,14 @@ fn ingress(origin: &str, i: usize, raw: &RawIngress, warnings: &mut Vec<String>)
         })?;
         rules.push((hostname.to_owned(), endpoint));
     }
-    let (sources, plugin) = sources(origin, &path, raw.sources())?;
+    let (sources, plugin) = sources(origin, &path, raw.sources(), notes)?;
     if plugin.is_some() && (!rules.is_empty() || !sources.is_empty()) {
-        warnings.push(format!("{origin}: {path}.plugin: the plugin answers; rules and data sources are ignored"));
+        notes.warn(format!("{origin}: {path}.plugin: the plugin answers; rules and data sources are ignored"));
     }
     Ok(IngressConfig { name, rules, sources, plugin })
 }
 
-fn auther(origin: &str, i: usize, raw: &RawAuther, warnings: &mut Vec<String>) -> Result<AutherConfig> {
+fn auther(origin: &str, i: usize, raw: &RawAuther, notes: &mut Notes) -> Result<AutherConfig> {
     let path = format!("authers[{i}]");
     let name = section_name(origin, &path, raw.name.as_ref())?;
     let auths = raw
@@ -732,9 +779,9 @@ fn auther(origin: &str, i: usize, raw: &RawAuther, warnings: &mut Vec<String>) -
         .enumerate()
         .map(|(j, auth)| user_entry(origin, &format!("{path}.auths[{j}]"), auth))
         .collect::<Result<Vec<_>>>()?;
-    let (sources, plugin) = sources(origin, &path, raw.sources())?;
+    let (sources, plugin) = sources(origin, &path, raw.sources(), notes)?;
     if plugin.is_some() && (!auths.is_empty() || !sources.is_empty()) {
-        warnings.push(format!("{origin}: {path}.plugin: the plugin answers; auths and data sources are ignored"));
+        notes.warn(format!("{origin}: {path}.plugin: the plugin answers; auths and data sources are ignored"));
     }
     Ok(AutherConfig { name, auths, sources, plugin })
 }
@@ -743,7 +790,12 @@ fn section_name(origin: &str, path: &str, name: Option<&String>) -> Result<Strin
     text(name).map(str::to_owned).ok_or_else(|| missing(origin, format!("{path}.name"), "services refer to it by name"))
 }
 
-fn sources(origin: &str, path: &str, raw: RawSources<'_>) -> Result<(Sources, Option<PluginConfig>)> {
+fn sources(
+    origin: &str,
+    path: &str,
+    raw: RawSources<'_>,
+    notes: &mut Notes,
+) -> Result<(Sources, Option<PluginConfig>)> {
     let reload = match raw.reload.filter(|v| !v.is_null()) {
         None => None,
         Some(value) => Some(duration_value(origin, &format!("{path}.reload"), value)?).filter(|d| !d.is_zero()),
@@ -794,7 +846,8 @@ fn sources(origin: &str, path: &str, raw: RawSources<'_>) -> Result<(Sources, Op
             Some(HttpSource { url: url.to_owned(), timeout })
         }
     };
-    let plugin = raw.plugin.map(|plugin| plugin_config(origin, &format!("{path}.plugin"), plugin)).transpose()?;
+    let plugin =
+        raw.plugin.map(|plugin| plugin_config(origin, &format!("{path}.plugin"), plugin, notes)).transpose()?;
     Ok((Sources { file, redis, http, reload }, plugin))
 }
 
@@ -806,7 +859,7 @@ fn positive(origin: &str, key: &str, value: &Value) -> Result<Duration> {
     Ok(duration)
 }
 
-fn plugin_config(origin: &str, path: &str, raw: &RawPlugin) -> Result<PluginConfig> {
+fn plugin_config(origin: &str, path: &str, raw: &RawPlugin, notes: &mut Notes) -> Result<PluginConfig> {
     match text(raw.kind.as_ref()).map(str::to_ascii_lowercase).as_deref() {
         None | Some("http") => {}
         Some(other) => return Err(unsupported(origin, format!("{path}.type"), other, "rgost implements http plugins")),
@@ -816,7 +869,7 @@ fn plugin_config(origin: &str, path: &str, raw: &RawPlugin) -> Result<PluginConf
         None => defaults::PLUGIN_TIMEOUT,
         Some(value) => positive(origin, &format!("{path}.timeout"), value)?,
     };
-    let tls = raw.tls.as_ref().map(|tls| tls_client(origin, &format!("{path}.tls"), tls)).transpose()?;
+    let tls = raw.tls.as_ref().map(|tls| tls_client(origin, &format!("{path}.tls"), tls, notes)).transpose()?;
     Ok(PluginConfig { addr: addr.to_owned(), timeout, tls, token: text(raw.token.as_ref()).map(str::to_owned) })
 }
 
