@@ -199,7 +199,7 @@ impl<'a> Md<'a> {
     }
 
     /// Keys known here: read ones first, then ignored ones, each once.
-    fn known(&self) -> Vec<&'static str> {
+    pub(crate) fn known(&self) -> Vec<&'static str> {
         let mut known: Vec<&'static str> = Vec::new();
         for key in self.read.borrow().iter().chain(self.ignored) {
             if !known.iter().any(|k| k.eq_ignore_ascii_case(key)) {

@@ -65,11 +65,21 @@ struct Notes {
     warnings: Vec<String>,
     /// Files the model refers to and rgost opens at start.
     files: Vec<FileRef>,
+    /// The metadata keys known to the maps checked (read or ignored).
+    keys: Vec<&'static str>,
 }
 
 impl Notes {
     fn warn(&mut self, warning: String) {
         self.warnings.push(warning);
+    }
+
+    /// Rejects unknown keys of one component's metadata maps (see
+    /// [`check_keys`]) and remembers the keys they know.
+    fn check_metadata(&mut self, maps: &[&Md<'_>]) -> Result<()> {
+        check_keys(maps, &mut self.warnings)?;
+        self.keys.extend(maps.iter().flat_map(|md| md.known()));
+        Ok(())
     }
 
     /// `path` (a key's value) names a file rgost reads at start.
@@ -108,6 +118,10 @@ impl FileRef {
 /// Validates everything read into the model; also returns the files the
 /// model names, for [`crate::load`] to check.
 pub(crate) fn validate(input: &Input) -> Result<(Loaded, Vec<FileRef>)> {
+    validate_with_notes(input).map(|(loaded, notes)| (loaded, notes.files))
+}
+
+fn validate_with_notes(input: &Input) -> Result<(Loaded, Notes)> {
     let mut notes = Notes::default();
 
     let routers: Vec<RouterConfig> =
@@ -122,8 +136,11 @@ pub(crate) fn validate(input: &Input) -> Result<(Loaded, Vec<FileRef>)> {
     let services: Vec<Service> =
         section("services", &input.services, |o, i, r| service(o, i, r, &refs, &mut notes), |s| &s.name)?;
 
-    let loaded = Loaded { config: Config { services, routers, ingresses, authers }, warnings: notes.warnings };
-    Ok((loaded, notes.files))
+    let loaded = Loaded {
+        config: Config { services, routers, ingresses, authers },
+        warnings: std::mem::take(&mut notes.warnings),
+    };
+    Ok((loaded, notes))
 }
 
 /// Validates every item of a section in order, then checks that their names are unique.
@@ -345,7 +362,7 @@ fn router_service(
     }
     let keepalive = keepalive(&[&hmd, &lmd])?;
 
-    check_keys(&[&hmd, &lmd, &smd], &mut notes.warnings)?;
+    notes.check_metadata(&[&hmd, &lmd, &smd])?;
     if raw.forwarder.is_some() {
         notes.warn(format!("{origin}: {path}.forwarder: a router service forwards nothing, ignored"));
     }
@@ -576,7 +593,7 @@ fn tun_service(origin: &str, path: &str, raw: &RawService, refs: &Refs<'_>, note
         },
     };
 
-    check_keys(&[&lmd, &hmd, &smd], &mut notes.warnings)?;
+    notes.check_metadata(&[&lmd, &hmd, &smd])?;
     if handler.auth.is_some() || handler.auther.is_some() {
         notes.warn(format!("{origin}: {path}.handler.auth: a tun handler checks no credentials, ignored"));
     }
@@ -708,7 +725,7 @@ fn node(origin: &str, path: &str, j: usize, raw: &RawNode, notes: &mut Notes) ->
     let connect_timeout = dialer_timeout.or(connector_timeout).unwrap_or(defaults::CONNECT_TIMEOUT);
     let keepalive = keepalive(&[&dmd, &cmd])?;
 
-    check_keys(&[&cmd, &dmd], &mut notes.warnings)?;
+    notes.check_metadata(&[&cmd, &dmd])?;
     if let Some(md) = raw.metadata.as_ref().filter(|md| !md.is_empty()) {
         let keys: Vec<&str> = md.keys().map(String::as_str).collect();
         notes.warn(format!("{origin}: {path}.metadata: node metadata is ignored by rgost ({})", keys.join(", ")));
@@ -876,6 +893,23 @@ fn plugin_config(origin: &str, path: &str, raw: &RawPlugin, notes: &mut Notes) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/config.md names every metadata key rgost reads or accepts, so a
+    /// key added in code without its documentation fails here.
+    #[test]
+    fn docs_name_every_metadata_key() {
+        let yaml = "services:\n- addr: :1\n  handler: {type: router}\n  listener: {type: wss}\n\
+                    - handler: {type: tun}\n  listener: {type: tun, metadata: {net: 10.0.0.1/24}}\n  \
+                    forwarder: {nodes: [{addr: h}]}\n\
+                    chains:\n- name: c\n  hops:\n  - nodes:\n    - addr: h:1\n      connector: {type: router}\n      dialer: {type: wss}\n";
+        let mut input = Input::default();
+        crate::add_file(&mut input, crate::parse_raw(yaml, "t.yaml").unwrap(), "t.yaml");
+        let (_, notes) = validate_with_notes(&input).unwrap();
+        assert!(notes.keys.len() > 40, "{:?}", notes.keys);
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md")).unwrap();
+        let missing: Vec<&str> = notes.keys.iter().copied().filter(|key| !docs.contains(&format!("`{key}`"))).collect();
+        assert!(missing.is_empty(), "docs/config.md does not name {missing:?}");
+    }
 
     /// Every ignored key is accepted with exactly one notice: none of them is
     /// also read (a read key would give no notice, or an error for the value).
