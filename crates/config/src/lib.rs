@@ -201,3 +201,17 @@ fn add_file(input: &mut Input, raw: RawConfig, origin: &str) {
     input.ingresses.extend(raw.ingresses.into_iter().flatten().map(from(origin)));
     input.authers.extend(raw.authers.into_iter().flatten().map(from(origin)));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_json_unknown_field_messages() {
+        let err = serde_json::from_str::<RawConfig>(r#"{"servics": []}"#).map(|_| ()).unwrap_err();
+        let (field, expected) = json_unknown_field(&err.to_string()).unwrap();
+        assert_eq!(field, "servics");
+        assert_eq!(&expected[..3], ["services", "chains", "routers"]);
+        assert_eq!(json_unknown_field("invalid type: string, expected a map"), None);
+    }
+}

@@ -180,8 +180,8 @@ impl<'a> Md<'a> {
         Ok(Some((path, items)))
     }
 
-    /// The full path of `key` when the map has it (whatever its value), for
-    /// notices about keys read but not used by this component's type.
+    /// The full path of `key` when the map has it (not null), for notices
+    /// about keys read but not used by this component's type.
     pub(crate) fn present(&self, key: &'static str) -> Option<String> {
         self.get(key).map(|(path, _)| path)
     }
