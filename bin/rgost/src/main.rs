@@ -29,6 +29,11 @@ struct Cli {
     /// Debug logging (RUST_LOG overrides).
     #[arg(short = 'D')]
     debug: bool,
+    /// Dry run: load and validate the config (and the files it names), print
+    /// one line per service saying what it would run, and exit. Creates no
+    /// TUN device and opens no socket.
+    #[arg(long)]
+    check: bool,
 }
 
 fn main() -> ExitCode {
@@ -39,7 +44,12 @@ fn main() -> ExitCode {
 
     let result = rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)
         .map_err(anyhow::Error::from)
+        .and_then(|loaded| something_to_run(loaded, cli.config.as_deref()))
         .and_then(|loaded| {
+            if cli.check {
+                check(&loaded);
+                return Ok(());
+            }
             runtime_for(&loaded.config)
                 .enable_all()
                 .build()
@@ -53,6 +63,27 @@ fn main() -> ExitCode {
             eprintln!("rgost: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A config without services is an error, at start and in `--check` alike.
+fn something_to_run(loaded: Loaded, file: Option<&std::path::Path>) -> anyhow::Result<Loaded> {
+    if loaded.config.services.is_empty() {
+        match file {
+            Some(file) => anyhow::bail!("nothing to run: {} defines no services (and no -L was given)", file.display()),
+            None => anyhow::bail!("nothing to run: give services with -L or a config file with -C"),
+        }
+    }
+    Ok(loaded)
+}
+
+/// `--check`: the warnings, then one line per service on stdout.
+fn check(loaded: &Loaded) {
+    for warning in &loaded.warnings {
+        eprintln!("rgost: warning: {warning}");
+    }
+    for line in loaded.config.summary() {
+        println!("{line}");
     }
 }
 
@@ -70,8 +101,6 @@ async fn run(Loaded { config, warnings }: Loaded) -> anyhow::Result<()> {
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    anyhow::ensure!(!config.services.is_empty(), "nothing to run: give services with -L or a config file with -C");
-
     // Set everything up before starting anything, so a bad port or a TUN
     // failure stops the start with nothing half-running.
     let shutdown = CancellationToken::new();

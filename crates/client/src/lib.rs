@@ -7,7 +7,7 @@
 //! is in [`handshake`]. On shutdown the device and its routes are removed.
 //!
 //! The device uses TUN segmentation offload when the kernel allows it
-//! (`RGOST_TUN_OFFLOAD=0` turns it off): reads are split and writes
+//! (the tun listener's `offload: false`, or `RGOST_TUN_OFFLOAD=0`, turns it off): reads are split and writes
 //! coalesced inside [`rgost_tun`], so frames on the wire stay ordinary
 //! MTU-sized IP packets either way.
 #![forbid(unsafe_code)]
@@ -26,17 +26,21 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::session::SessionEnd;
 
-/// Whether TUN segmentation offload is used unless `RGOST_TUN_OFFLOAD` says otherwise.
-const OFFLOAD_DEFAULT: bool = true;
+/// TUN segmentation offload (GSO/GRO, see [`rgost_tun`]): the tun
+/// listener's `offload` key (on by default), unless the environment variable
+/// `RGOST_TUN_OFFLOAD` says otherwise (`0`/`false`/`off`/`no` turns it off,
+/// `1`/`true`/`on`/`yes` on; anything else leaves the key's choice). Frames
+/// on the wire are the same either way (ordinary MTU-sized packets).
+fn offload_wanted(configured: bool) -> bool {
+    offload_override(std::env::var("RGOST_TUN_OFFLOAD").ok().as_deref()).unwrap_or(configured)
+}
 
-/// TUN segmentation offload (GSO/GRO, see [`rgost_tun`]): on by default,
-/// `RGOST_TUN_OFFLOAD=0` turns it off, `=1` on. Frames on the wire are the
-/// same either way (ordinary MTU-sized packets).
-fn offload_wanted() -> bool {
-    match std::env::var("RGOST_TUN_OFFLOAD").as_deref() {
-        Ok("0" | "false" | "off" | "no") => false,
-        Ok("1" | "true" | "on" | "yes") => true,
-        _ => OFFLOAD_DEFAULT,
+/// What a `RGOST_TUN_OFFLOAD` value forces, if anything.
+fn offload_override(value: Option<&str>) -> Option<bool> {
+    match value?.trim() {
+        "0" | "false" | "off" | "no" => Some(false),
+        "1" | "true" | "on" | "yes" => Some(true),
+        _ => None,
     }
 }
 
@@ -96,7 +100,7 @@ impl Client {
             addrs: service.tun.addrs.clone(),
             mtu: service.tun.mtu,
             routes: service.tun.routes.iter().map(|r| TunRoute { dst: r.dst, gateway: r.gateway }).collect(),
-            offload: offload_wanted(),
+            offload: offload_wanted(service.tun.offload),
         };
         let tun = Tun::create(&config).await?;
         tracing::info!(
@@ -206,4 +210,20 @@ fn source_addr(service: &TunService) -> Addr {
         None => Host::Ipv4(std::net::Ipv4Addr::UNSPECIFIED),
     };
     Addr { host, port: 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_overrides_the_offload_key() {
+        assert_eq!(offload_override(None), None);
+        assert_eq!(offload_override(Some("0")), Some(false));
+        assert_eq!(offload_override(Some("off")), Some(false));
+        assert_eq!(offload_override(Some("1")), Some(true));
+        assert_eq!(offload_override(Some(" yes ")), Some(true));
+        assert_eq!(offload_override(Some("")), None);
+        assert_eq!(offload_override(Some("maybe")), None);
+    }
 }

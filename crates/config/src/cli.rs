@@ -202,9 +202,10 @@ fn split_metadata(query: Vec<(String, String)>, first: &str, second: &str) -> (M
     (a, b)
 }
 
-/// Takes GOST's TLS query parameters (`certFile`, `keyFile`, `caFile`, and
-/// for dialers `secure`, `serverName`) out of the query into a `tls` block.
-fn take_tls(query: &mut Vec<(String, String)>, client: bool) -> Option<RawTls> {
+/// Takes GOST's TLS query parameters (`certFile`, `keyFile`, `caFile`,
+/// `secure`, `serverName`) out of the query into a `tls` block. On a
+/// listener, `secure` and `serverName` then get the same notice as in a file.
+fn take_tls(query: &mut Vec<(String, String)>) -> Option<RawTls> {
     let mut tls = RawTls::default();
     let mut found = false;
     query.retain(|(key, value)| {
@@ -213,8 +214,8 @@ fn take_tls(query: &mut Vec<(String, String)>, client: bool) -> Option<RawTls> {
             "certfile" => tls.cert_file = value,
             "keyfile" => tls.key_file = value,
             "cafile" => tls.ca_file = value,
-            "servername" if client => tls.server_name = value,
-            "secure" if client => {
+            "servername" => tls.server_name = value,
+            "secure" => {
                 tls.secure =
                     Some(matches!(value.as_deref().map(str::trim), Some("1" | "t" | "T" | "true" | "TRUE" | "True")));
             }
@@ -237,7 +238,7 @@ pub(crate) fn service(text: &str, origin: &str) -> Result<RawService, ConfigErro
     if listener == "tun" {
         handler = "tun".to_owned();
     }
-    let tls = take_tls(&mut url.query, false);
+    let tls = take_tls(&mut url.query);
     let (handler_md, listener_md) = split_metadata(url.query, "handler", "listener");
     let auth = url.user.map(|(username, password)| RawAuth {
         username: Some(username),
@@ -274,7 +275,7 @@ pub(crate) fn service(text: &str, origin: &str) -> Result<RawService, ConfigErro
 pub(crate) fn node(text: &str, origin: &str) -> Result<RawNode, ConfigError> {
     let mut url = parse_url(text, origin)?;
     let (connector, dialer) = split_scheme(&url.scheme, origin, GOST_DIALERS)?;
-    let tls = take_tls(&mut url.query, true);
+    let tls = take_tls(&mut url.query);
     let (connector_md, dialer_md) = split_metadata(url.query, "connector", "dialer");
     let auth = url.user.map(|(username, password)| RawAuth {
         username: Some(username),

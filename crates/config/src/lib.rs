@@ -4,15 +4,23 @@
 //! Both inputs are first read into the same raw schema, then validated in a
 //! single step, so a command line and the equivalent file give the same
 //! [`Config`]. Anything rgost does not implement (a service type, a top-level
-//! section, a dialer) is an error naming the key; unknown metadata keys are
-//! warnings (GOST ignores them).
+//! section, a dialer) is an error naming the key. An unknown key, in the
+//! schema or in a metadata map (the command line's query keys are
+//! metadata), is an error naming its dotted path and the closest known key;
+//! GOST options rgost deliberately ignores are a notice in
+//! [`Loaded::warnings`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod cli;
+pub mod defaults;
 mod duration;
+mod metadata;
 mod model;
 mod raw;
+mod size;
+mod suggest;
+mod summary;
 mod validate;
 
 pub use model::*;
@@ -27,13 +35,15 @@ use validate::{Input, Sourced};
 pub struct Loaded {
     /// The validated config.
     pub config: Config,
-    /// Things worth a warning in the log: unknown metadata keys, the chain
-    /// chosen for a service that names none, ...
+    /// Things worth a warning in the log: GOST options rgost ignores, the
+    /// chain chosen for a service that names none, ...
     pub warnings: Vec<String>,
 }
 
 /// Loads a config from an optional file (`-C`) plus `-L` service URLs and
-/// `-F` node URLs, as GOST does: the `-F` nodes form one chain `chain-0`
+/// `-F` node URLs, and checks that the certificate, key and CA files it
+/// names are readable (relative paths are relative to the working
+/// directory). As GOST does, the `-F` nodes form one chain `chain-0`
 /// (one hop per node) used by every `-L` service.
 ///
 /// rgost supports chains of one hop, so more than one `-F` is an error.
@@ -78,7 +88,13 @@ pub fn load(file: Option<&Path>, services: &[String], nodes: &[String]) -> Resul
         }
         input.services.push(Sourced { origin, item: service });
     }
-    validate::validate(&input)
+    let (loaded, files) = validate::validate(&input)?;
+    // Files rgost opens at start (certificates, keys, CAs) must be readable
+    // now, so a dry run (`--check`) and a start fail alike, naming the key.
+    for file in &files {
+        file.check()?;
+    }
+    Ok(loaded)
 }
 
 /// GOST names `-L` services `service-{k}`; skip names the file already uses.
@@ -90,28 +106,55 @@ fn free_service_name(input: &Input, k: usize) -> String {
 }
 
 /// Parses config text (YAML, or JSON which is read as YAML's subset) as if
-/// read from `origin` (used in error messages).
+/// read from `origin` (used in error messages). Touches no file: the files
+/// the config names are not checked (see [`load`]).
 pub fn parse_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
     let mut input = Input::default();
     add_file(&mut input, parse_raw(text, origin)?, origin);
-    validate::validate(&input)
+    validate::validate(&input).map(|(loaded, _files)| loaded)
 }
 
 /// Reads the raw schema and rejects GOST sections rgost does not implement.
 fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
-    let raw: RawConfig = match serde_saphyr::from_str(text) {
+    // The key path of the first error, e.g. `services[0].handler.metdata`:
+    // the YAML reader gives only the line.
+    let mut path = None;
+    let yaml = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|err| {
+            path = Some(err.path().to_string());
+            err.into_inner()
+        })
+    });
+    let raw: RawConfig = match yaml {
         Ok(raw) => raw,
         Err(yaml_err) => {
+            if let serde_saphyr::Error::SerdeUnknownField { field, expected, location } = yaml_err.without_snippet() {
+                let key = path.unwrap_or_else(|| field.clone());
+                let line = (location.line() > 0).then(|| (location.line(), location.column()));
+                return Err(unknown_key(origin, key, field, expected, line));
+            }
             // JSON is YAML's subset; should the YAML reader still refuse a
             // JSON document, serde_json gets a try.
             let looks_like_json = text.trim_start().starts_with('{');
-            match looks_like_json.then(|| serde_json::from_str::<RawConfig>(text)) {
+            let json = looks_like_json.then(|| {
+                serde_path_to_error::deserialize::<_, RawConfig>(&mut serde_json::Deserializer::from_str(text))
+            });
+            match json {
                 Some(Ok(raw)) => raw,
-                Some(Err(json_err)) if !json_err.is_syntax() && !json_err.is_eof() => {
-                    return Err(ConfigError::Syntax { origin: origin.to_owned(), message: json_err.to_string() });
+                Some(Err(json_err)) if !json_err.inner().is_syntax() && !json_err.inner().is_eof() => {
+                    if let Some((field, expected)) = json_unknown_field(&json_err.inner().to_string()) {
+                        let line = Some((json_err.inner().line() as u64, json_err.inner().column() as u64));
+                        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+                        return Err(unknown_key(origin, json_err.path().to_string(), &field, &expected, line));
+                    }
+                    let message = format!("{}: {}", json_err.path(), json_err.inner());
+                    return Err(ConfigError::Syntax { origin: origin.to_owned(), message });
                 }
                 _ => {
-                    let message = yaml_err.to_string().replace("--> <input>", &format!("--> {origin}"));
+                    let mut message = yaml_err.to_string().replace("--> <input>", &format!("--> {origin}"));
+                    if let Some(path) = path.filter(|p| !p.is_empty() && p != ".") {
+                        message = format!("{path}: {message}");
+                    }
                     return Err(ConfigError::Syntax { origin: origin.to_owned(), message });
                 }
             }
@@ -128,6 +171,26 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
     Ok(raw)
 }
 
+/// An unknown schema key, with the closest known key of that object.
+fn unknown_key(origin: &str, key: String, field: &str, expected: &[&str], line: Option<(u64, u64)>) -> ConfigError {
+    ConfigError::UnknownKey {
+        origin: origin.to_owned(),
+        key,
+        suggestion: suggest::closest(field, expected.iter().copied()).map(str::to_owned),
+        known: expected.iter().map(|k| (*k).to_owned()).collect(),
+        line,
+    }
+}
+
+/// The field and the expected ones of serde's "unknown field `x`, expected
+/// one of `a`, `b`" message (serde_json has no structured form of it).
+fn json_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    Some((field.to_owned(), expected))
+}
+
 fn add_file(input: &mut Input, raw: RawConfig, origin: &str) {
     fn from<T>(origin: &str) -> impl Fn(T) -> Sourced<T> + '_ {
         move |item| Sourced { origin: origin.to_owned(), item }
@@ -137,4 +200,18 @@ fn add_file(input: &mut Input, raw: RawConfig, origin: &str) {
     input.routers.extend(raw.routers.into_iter().flatten().map(from(origin)));
     input.ingresses.extend(raw.ingresses.into_iter().flatten().map(from(origin)));
     input.authers.extend(raw.authers.into_iter().flatten().map(from(origin)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_json_unknown_field_messages() {
+        let err = serde_json::from_str::<RawConfig>(r#"{"servics": []}"#).map(|_| ()).unwrap_err();
+        let (field, expected) = json_unknown_field(&err.to_string()).unwrap();
+        assert_eq!(field, "servics");
+        assert_eq!(&expected[..3], ["services", "chains", "routers"]);
+        assert_eq!(json_unknown_field("invalid type: string, expected a map"), None);
+    }
 }

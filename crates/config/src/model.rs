@@ -8,12 +8,7 @@ use ipnet::IpNet;
 use rgost_routing::Route;
 use uuid::Uuid;
 
-/// Default TUN MTU (GOST's code uses 1420).
-pub const DEFAULT_MTU: u16 = 1420;
-/// Default bound on reading a router handshake.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default dial timeout.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::defaults;
 
 /// Everything rgost runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +72,7 @@ pub struct RouterService {
     pub keepalive: Keepalive,
 }
 
-/// Abuse limits of a router service (handler metadata).
+/// Abuse limits of a router service (handler metadata). Defaults: [`defaults`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `maxConnections` (default 20000).
@@ -88,11 +83,27 @@ pub struct Limits {
     pub max_handshake_bytes: usize,
     /// `queuePackets`: packets queued per connection before drops (default 256).
     pub queue_packets: usize,
+    /// `queueBytes`: bytes queued per connection before drops (default 1 MiB).
+    pub queue_bytes: usize,
+    /// `hostQueueBytes`: bytes queued for one host across all its
+    /// connections (default 4 MiB).
+    pub host_queue_bytes: usize,
+    /// `serverQueueBytes`: bytes queued in the whole router service, all
+    /// connections together (default 256 MiB).
+    pub server_queue_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_connections: 20_000, max_connections_per_ip: 512, max_handshake_bytes: 2048, queue_packets: 256 }
+        Limits {
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_connections_per_ip: defaults::MAX_CONNECTIONS_PER_IP,
+            max_handshake_bytes: defaults::MAX_HANDSHAKE_BYTES,
+            queue_packets: defaults::QUEUE_PACKETS,
+            queue_bytes: defaults::QUEUE_BYTES,
+            host_queue_bytes: defaults::HOST_QUEUE_BYTES,
+            server_queue_bytes: defaults::SERVER_QUEUE_BYTES,
+        }
     }
 }
 
@@ -108,7 +119,7 @@ pub struct Keepalive {
 
 impl Default for Keepalive {
     fn default() -> Self {
-        Keepalive { period: Duration::from_secs(15), user_timeout: Duration::from_secs(30) }
+        Keepalive { period: defaults::KEEPALIVE_PERIOD, user_timeout: defaults::USER_TIMEOUT }
     }
 }
 
@@ -194,6 +205,10 @@ pub struct TunSettings {
     pub gateway: Option<IpAddr>,
     /// `dns` servers.
     pub dns: Vec<IpAddr>,
+    /// rgost extension `offload` (default true): TUN segmentation offload
+    /// (GSO/GRO) when the kernel allows it. The environment variable
+    /// `RGOST_TUN_OFFLOAD` overrides it (see `rgost-client`).
+    pub offload: bool,
 }
 
 /// One route into the TUN device.
@@ -460,6 +475,23 @@ pub enum ConfigError {
         /// What is expected.
         hint: String,
     },
+    /// A key nothing reads: a misspelt key of the schema or of a metadata
+    /// map. GOST options that rgost deliberately ignores are warnings instead.
+    #[error("{origin}: {key}: unknown key{}{}",
+        .line.map(|(line, column)| format!(" at line {line} column {column}")).unwrap_or_default(),
+        unknown_key_hint(.suggestion.as_deref(), .known))]
+    UnknownKey {
+        /// File path or flag.
+        origin: String,
+        /// Key path, ending in the unknown key (e.g. `services[0].handler.metdata`).
+        key: String,
+        /// The known key closest to it, when one is close enough to be a likely typo.
+        suggestion: Option<String>,
+        /// The keys known at that place (listed when nothing is close).
+        known: Vec<String>,
+        /// Line and column in the file, when known.
+        line: Option<(u64, u64)>,
+    },
     /// A reference names nothing (a chain, router or ingress that is not defined).
     #[error("{origin}: {key}: {value:?} is not defined")]
     Undefined {
@@ -470,4 +502,13 @@ pub enum ConfigError {
         /// The name referred to.
         value: String,
     },
+}
+
+/// `: did you mean `x`?`, or the keys known there, or nothing.
+fn unknown_key_hint(suggestion: Option<&str>, known: &[String]) -> String {
+    match (suggestion, known) {
+        (Some(key), _) => format!(": did you mean `{key}`?"),
+        (None, []) => String::new(),
+        (None, known) => format!(" (known keys here: {})", known.join(", ")),
+    }
 }

@@ -10,25 +10,17 @@ use rgost_routing::{Route, RouteError};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::duration::parse_duration;
+use crate::defaults;
+use crate::metadata::{Md, check_keys, duration_value, invalid, scalar, shown};
 use crate::raw::{
-    Metadata, RawAuth, RawAuther, RawChain, RawIngress, RawNode, RawPlugin, RawRouter, RawService, RawSources, RawTls,
+    RawAuth, RawAuther, RawChain, RawIngress, RawNode, RawPlugin, RawRouter, RawService, RawSources, RawTls,
 };
 use crate::{
-    AutherConfig, Chain, Config, ConfigError, Credentials, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MTU, DEFAULT_READ_TIMEOUT,
-    DialerKind, FileSource, HttpSource, IngressConfig, Keepalive, Limits, ListenAddr, ListenerKind, Loaded, Node,
-    PluginConfig, RedisKind, RedisSource, RouterConfig, RouterConnector, RouterService, Service, ServiceKind, Sources,
-    TlsClientSettings, TlsServerSettings, TunRouteSetting, TunService, TunSettings, UserEntry,
+    AutherConfig, Chain, Config, ConfigError, Credentials, DialerKind, FileSource, HttpSource, IngressConfig,
+    Keepalive, Limits, ListenAddr, ListenerKind, Loaded, Node, PluginConfig, RedisKind, RedisSource, RouterConfig,
+    RouterConnector, RouterService, Service, ServiceKind, Sources, TlsClientSettings, TlsServerSettings,
+    TunRouteSetting, TunService, TunSettings, UserEntry,
 };
-
-/// Default `router.cache.expiration`.
-const DEFAULT_ROUTE_CACHE_TTL: Duration = Duration::from_secs(1);
-/// Default HTTP data source timeout.
-const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default plugin timeout.
-const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default WebSocket path.
-const DEFAULT_WS_PATH: &str = "/ws";
 
 /// One item and where it was read from (a file or a flag).
 #[derive(Debug, Clone)]
@@ -49,10 +41,6 @@ pub(crate) struct Input {
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-fn invalid(origin: &str, key: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { origin: origin.to_owned(), key: key.into(), value: value.into(), reason: reason.into() }
-}
-
 fn missing(origin: &str, key: impl Into<String>, hint: impl Into<String>) -> ConfigError {
     ConfigError::Missing { origin: origin.to_owned(), key: key.into(), hint: hint.into() }
 }
@@ -70,228 +58,89 @@ fn text(value: Option<&String>) -> Option<&str> {
     value.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
-/// A value as shown in messages: strings as they are, anything else as JSON.
-fn shown(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+/// What validation noticed besides the model.
+#[derive(Debug, Default)]
+struct Notes {
+    /// Warnings for the log.
+    warnings: Vec<String>,
+    /// Files the model refers to and rgost opens at start.
+    files: Vec<FileRef>,
+    /// The metadata keys known to the maps checked (read or ignored).
+    keys: Vec<&'static str>,
 }
 
-/// A scalar as text (GOST's metadata readers convert numbers and bools).
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn duration_value(origin: &str, key: &str, value: &Value) -> Result<Duration> {
-    match value {
-        Value::Number(n) => n
-            .as_u64()
-            .map(Duration::from_secs)
-            .ok_or_else(|| invalid(origin, key, shown(value), "not a duration like 10s, 1m30s or 500ms")),
-        Value::String(s) => parse_duration(s).map_err(|reason| invalid(origin, key, s.as_str(), reason)),
-        _ => Err(invalid(origin, key, shown(value), "not a duration like 10s, 1m30s or 500ms")),
-    }
-}
-
-/// A metadata map with its key path, read case-insensitively like GOST.
-struct Md<'a> {
-    origin: &'a str,
-    path: String,
-    map: Option<&'a Metadata>,
-}
-
-impl<'a> Md<'a> {
-    fn new(origin: &'a str, path: String, map: Option<&'a Metadata>) -> Self {
-        Md { origin, path, map }
+impl Notes {
+    fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
     }
 
-    fn get(&self, key: &str) -> Option<(String, &'a Value)> {
-        let map = self.map?;
-        map.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (format!("{}.{k}", self.path), v))
+    /// Rejects unknown keys of one component's metadata maps (see
+    /// [`check_keys`]) and remembers the keys they know.
+    fn check_metadata(&mut self, maps: &[&Md<'_>]) -> Result<()> {
+        check_keys(maps, &mut self.warnings)?;
+        self.keys.extend(maps.iter().flat_map(|md| md.known()));
+        Ok(())
     }
 
-    fn string(&self, key: &str) -> Result<Option<(String, String)>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        let text = scalar(value).ok_or_else(|| invalid(self.origin, &path, shown(value), "expected a string"))?;
-        Ok((!text.is_empty()).then_some((path, text)))
-    }
-
-    fn bool(&self, key: &str) -> Result<Option<bool>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        let parsed = match value {
-            Value::Bool(b) => Some(*b),
-            Value::Number(n) => match n.as_u64() {
-                Some(0) => Some(false),
-                Some(1) => Some(true),
-                _ => None,
-            },
-            Value::String(s) => match s.trim() {
-                "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-                "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-                _ => None,
-            },
-            _ => None,
-        };
-        parsed.map(Some).ok_or_else(|| invalid(self.origin, path, shown(value), "expected true or false"))
-    }
-
-    fn duration(&self, key: &str) -> Result<Option<Duration>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        duration_value(self.origin, &path, value).map(Some)
-    }
-
-    fn positive_duration(&self, key: &str) -> Result<Option<Duration>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        let duration = duration_value(self.origin, &path, value)?;
-        if duration.is_zero() {
-            return Err(invalid(self.origin, path, shown(value), "must be more than zero"));
-        }
-        Ok(Some(duration))
-    }
-
-    fn positive(&self, key: &str) -> Result<Option<usize>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        let parsed = scalar(value).and_then(|s| s.parse::<usize>().ok());
-        match parsed {
-            Some(0) => Err(invalid(self.origin, path, shown(value), "must be more than zero")),
-            Some(n) => Ok(Some(n)),
-            None => Err(invalid(self.origin, path, shown(value), "expected a positive integer")),
-        }
-    }
-
-    /// A list: a YAML/JSON sequence of scalars, or a comma-separated string.
-    fn list(&self, key: &str) -> Result<Option<(String, Vec<String>)>> {
-        let Some((path, value)) = self.get(key) else { return Ok(None) };
-        let items: Vec<String> = match value {
-            Value::Array(items) => items
-                .iter()
-                .map(|item| scalar(item).ok_or_else(|| invalid(self.origin, &path, shown(item), "expected a string")))
-                .collect::<Result<_>>()?,
-            other => scalar(other)
-                .ok_or_else(|| invalid(self.origin, &path, shown(other), "expected a string or a list"))?
-                .split(',')
-                .map(|item| item.trim().to_owned())
-                .collect(),
-        };
-        let items: Vec<String> = items.into_iter().filter(|item| !item.is_empty()).collect();
-        Ok(Some((path, items)))
-    }
-}
-
-/// One metadata map and the keys rgost reads from it (`known`) or
-/// deliberately ignores (`ignored`, GOST options rgost does not implement).
-struct MdKeys<'a, 'b> {
-    md: &'b Md<'a>,
-    known: &'b [&'b str],
-    ignored: &'b [&'b str],
-}
-
-/// Warns about metadata keys nothing reads. A key present in several maps
-/// (the command line puts query parameters in both parts) is reported once,
-/// and only when none of the maps it is in reads it.
-fn warn_unknown_metadata(warnings: &mut Vec<String>, maps: &[MdKeys<'_, '_>]) {
-    let contains = |list: &[&str], key: &str| list.iter().any(|k| k.eq_ignore_ascii_case(key));
-    let mut reported: Vec<String> = Vec::new();
-    for entry in maps {
-        let Some(map) = entry.md.map else { continue };
-        for key in map.keys() {
-            let lower = key.to_ascii_lowercase();
-            if reported.contains(&lower) {
-                continue;
-            }
-            let holders =
-                maps.iter().filter(|m| m.md.map.is_some_and(|map| map.keys().any(|k| k.eq_ignore_ascii_case(key))));
-            let mut read = false;
-            let mut known_to_gost = false;
-            for holder in holders {
-                read |= contains(holder.known, key);
-                known_to_gost |= contains(holder.ignored, key);
-            }
-            if read {
-                continue;
-            }
-            reported.push(lower);
-            let what = if known_to_gost { "a GOST option rgost does not implement" } else { "unknown metadata key" };
-            warnings.push(format!("{}: {}.{key}: {what}, ignored", entry.md.origin, entry.md.path));
+    /// `path` (a key's value) names a file rgost reads at start.
+    fn file(&mut self, origin: &str, key: String, path: &Option<PathBuf>) {
+        if let Some(path) = path {
+            self.files.push(FileRef { origin: origin.to_owned(), key, path: path.clone() });
         }
     }
 }
 
-const ROUTER_HANDLER_KEYS: &[&str] = &[
-    "router",
-    "ingress",
-    "readTimeout",
-    "strictSource",
-    "router.cache",
-    "router.cache.expiration",
-    "maxConnections",
-    "maxConnectionsPerIP",
-    "maxHandshakeBytes",
-    "queuePackets",
-    "keepAlivePeriod",
-    "userTimeout",
-];
-const ROUTER_HANDLER_IGNORED: &[&str] =
-    &["bufferSize", "entrypoint", "entryPoint", "sd", "sd.renewInterval", "observer.period", "observer.resetTraffic"];
-const ROUTER_LISTENER_KEYS: &[&str] = &["path", "keepAlivePeriod", "userTimeout"];
-const LISTENER_IGNORED: &[&str] = &[
-    "backlog",
-    "mptcp",
-    "proxyProtocol",
-    "header",
-    "handshakeTimeout",
-    "readHeaderTimeout",
-    "readBufferSize",
-    "writeBufferSize",
-    "enableCompression",
-    "keepAlive",
-    "limiter.refreshInterval",
-    "limiter.cleanupInterval",
-];
-const TUN_LISTENER_KEYS: &[&str] = &["net", "name", "mtu", "route", "routes", "gw", "dns"];
-const TUN_LISTENER_IGNORED: &[&str] = &["peer", "bufferSize", "readBufferSize", "ttl"];
-const TUN_HANDLER_IGNORED: &[&str] = &["bufferSize", "keepAlive", "ttl", "p2p", "observer.period"];
-const SERVICE_IGNORED: &[&str] =
-    &["interface", "so_mark", "soMark", "preUp", "postUp", "preDown", "postDown", "observer.period", "dialTimeout"];
-const CONNECTOR_KEYS: &[&str] = &["router.id", "connectTimeout", "keepAlivePeriod", "userTimeout"];
-const DIALER_KEYS: &[&str] = &["path", "host", "connectTimeout", "keepAlivePeriod", "userTimeout"];
-const DIALER_IGNORED: &[&str] = &[
-    "header",
-    "handshakeTimeout",
-    "readHeaderTimeout",
-    "readBufferSize",
-    "writeBufferSize",
-    "enableCompression",
-    "keepAlive",
-    "mptcp",
-];
+/// A file named by a key (a certificate, key or CA), which must be readable
+/// when rgost starts.
+#[derive(Debug, Clone)]
+pub(crate) struct FileRef {
+    pub(crate) origin: String,
+    pub(crate) key: String,
+    pub(crate) path: PathBuf,
+}
 
-/// Validates everything read into the model.
-pub(crate) fn validate(input: &Input) -> Result<Loaded> {
-    let mut warnings = Vec::new();
+impl FileRef {
+    /// An error when the file cannot be opened for reading. Relative paths
+    /// are relative to the working directory, as at start.
+    pub(crate) fn check(&self) -> Result<()> {
+        match std::fs::File::open(&self.path) {
+            Ok(_) => Ok(()),
+            Err(err) => Err(invalid(
+                &self.origin,
+                &self.key,
+                self.path.display().to_string(),
+                format!("cannot read the file: {err}"),
+            )),
+        }
+    }
+}
+
+/// Validates everything read into the model; also returns the files the
+/// model names, for [`crate::load`] to check.
+pub(crate) fn validate(input: &Input) -> Result<(Loaded, Vec<FileRef>)> {
+    validate_with_notes(input).map(|(loaded, notes)| (loaded, notes.files))
+}
+
+fn validate_with_notes(input: &Input) -> Result<(Loaded, Notes)> {
+    let mut notes = Notes::default();
 
     let routers: Vec<RouterConfig> =
-        section("routers", &input.routers, |o, i, r| router(o, i, r, &mut warnings), |r| &r.name)?;
+        section("routers", &input.routers, |o, i, r| router(o, i, r, &mut notes), |r| &r.name)?;
     let ingresses: Vec<IngressConfig> =
-        section("ingresses", &input.ingresses, |o, i, r| ingress(o, i, r, &mut warnings), |r| &r.name)?;
+        section("ingresses", &input.ingresses, |o, i, r| ingress(o, i, r, &mut notes), |r| &r.name)?;
     let authers: Vec<AutherConfig> =
-        section("authers", &input.authers, |o, i, r| auther(o, i, r, &mut warnings), |r| &r.name)?;
-    let chains: Vec<Chain> = section("chains", &input.chains, |o, i, r| chain(o, i, r, &mut warnings), |c| &c.name)?;
+        section("authers", &input.authers, |o, i, r| auther(o, i, r, &mut notes), |r| &r.name)?;
+    let chains: Vec<Chain> = section("chains", &input.chains, |o, i, r| chain(o, i, r, &mut notes), |c| &c.name)?;
 
     let refs = Refs { routers: &routers, ingresses: &ingresses, authers: &authers, chains: &chains };
     let services: Vec<Service> =
-        section("services", &input.services, |o, i, r| service(o, i, r, &refs, &mut warnings), |s| &s.name)?;
+        section("services", &input.services, |o, i, r| service(o, i, r, &refs, &mut notes), |s| &s.name)?;
 
-    Ok(Loaded { config: Config { services, routers, ingresses, authers }, warnings })
+    let loaded = Loaded {
+        config: Config { services, routers, ingresses, authers },
+        warnings: std::mem::take(&mut notes.warnings),
+    };
+    Ok((loaded, notes))
 }
 
 /// Validates every item of a section in order, then checks that their names are unique.
@@ -331,23 +180,58 @@ struct Refs<'a> {
     chains: &'a [Chain],
 }
 
+// GOST options rgost deliberately does not implement, per metadata map:
+// accepted with a notice. The keys rgost reads are not listed anywhere: a
+// read registers its key (see `metadata`).
+
+const ROUTER_HANDLER_IGNORED: &[&str] =
+    &["bufferSize", "entrypoint", "entryPoint", "sd", "sd.renewInterval", "observer.period", "observer.resetTraffic"];
+const LISTENER_IGNORED: &[&str] = &[
+    "backlog",
+    "mptcp",
+    "proxyProtocol",
+    "header",
+    "handshakeTimeout",
+    "readHeaderTimeout",
+    "readBufferSize",
+    "writeBufferSize",
+    "enableCompression",
+    "keepAlive",
+    "limiter.refreshInterval",
+    "limiter.cleanupInterval",
+];
+const TUN_LISTENER_IGNORED: &[&str] = &["peer", "bufferSize", "readBufferSize", "ttl", "p2p", "passphrase"];
+const TUN_HANDLER_IGNORED: &[&str] = &["bufferSize", "keepAlive", "ttl", "p2p", "passphrase", "observer.period"];
+const SERVICE_IGNORED: &[&str] =
+    &["interface", "so_mark", "soMark", "preUp", "postUp", "preDown", "postDown", "observer.period", "dialTimeout"];
+const CONNECTOR_IGNORED: &[&str] = &[];
+const DIALER_IGNORED: &[&str] = &[
+    "header",
+    "handshakeTimeout",
+    "readHeaderTimeout",
+    "readBufferSize",
+    "writeBufferSize",
+    "enableCompression",
+    "keepAlive",
+    "ttl",
+    "mptcp",
+];
+
 // ---------------------------------------------------------------- services
 
-fn service(origin: &str, i: usize, raw: &RawService, refs: &Refs<'_>, warnings: &mut Vec<String>) -> Result<Service> {
+fn service(origin: &str, i: usize, raw: &RawService, refs: &Refs<'_>, notes: &mut Notes) -> Result<Service> {
     let path = format!("services[{i}]");
     let name = text(raw.name.as_ref()).map_or_else(|| format!("service-{i}"), str::to_owned);
     let handler = raw.handler.as_ref().and_then(|h| text(h.kind.as_ref())).map(str::to_ascii_lowercase);
     let listener = raw.listener.as_ref().and_then(|l| text(l.kind.as_ref())).map(str::to_ascii_lowercase);
     const HINT: &str = "rgost implements handler router (listener tcp, tls, ws or wss) and handler tun (listener tun)";
     let kind = match (handler.as_deref(), listener.as_deref()) {
-        (None | Some("tun" | "auto"), Some("tun")) => {
-            ServiceKind::Tun(tun_service(origin, &path, raw, refs, warnings)?)
-        }
+        (None | Some("tun" | "auto"), Some("tun")) => ServiceKind::Tun(tun_service(origin, &path, raw, refs, notes)?),
         (Some(other), Some("tun")) => {
             return Err(unsupported(origin, format!("{path}.handler.type"), other, "a tun listener needs handler tun"));
         }
         (Some("router"), None | Some("tcp" | "tls" | "ws" | "wss")) => {
-            ServiceKind::Router(router_service(origin, &path, raw, refs, warnings)?)
+            ServiceKind::Router(router_service(origin, &path, raw, refs, notes)?)
         }
         (Some("router"), Some(other)) => {
             return Err(unsupported(origin, format!("{path}.listener.type"), other, "use tcp, tls, ws or wss"));
@@ -371,39 +255,36 @@ fn router_service(
     path: &str,
     raw: &RawService,
     refs: &Refs<'_>,
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<RouterService> {
     let handler = raw.handler.clone().unwrap_or_default();
     let listener = raw.listener.clone().unwrap_or_default();
-    let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref());
-    let lmd = Md::new(origin, format!("{path}.listener.metadata"), listener.metadata.as_ref());
-    let smd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref());
+    let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref(), ROUTER_HANDLER_IGNORED);
+    let lmd = Md::new(origin, format!("{path}.listener.metadata"), listener.metadata.as_ref(), LISTENER_IGNORED);
+    let smd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref(), SERVICE_IGNORED);
 
     let addr = text(raw.addr.as_ref()).ok_or_else(|| missing(origin, format!("{path}.addr"), "e.g. \":8443\""))?;
     let listen = listen_addr(addr).map_err(|reason| invalid(origin, format!("{path}.addr"), addr, reason))?;
 
     let tls_path = format!("{path}.listener.tls");
     let listener_type = text(listener.kind.as_ref()).map_or_else(|| "tcp".to_owned(), str::to_ascii_lowercase);
-    let ws_path = || -> Result<String> {
-        match lmd.string("path")? {
-            None => Ok(DEFAULT_WS_PATH.to_owned()),
-            Some((_, p)) if p.starts_with('/') => Ok(p),
-            Some((key, p)) => Err(invalid(origin, key, p, "an HTTP path starts with /")),
-        }
-    };
+    let ws_path = http_path(&lmd)?;
     let kind = match listener_type.as_str() {
-        "tls" => ListenerKind::Tls(tls_server(origin, &tls_path, listener.tls.as_ref(), warnings)?),
-        "ws" => ListenerKind::Ws { path: ws_path()? },
-        "wss" => {
-            ListenerKind::Wss { path: ws_path()?, tls: tls_server(origin, &tls_path, listener.tls.as_ref(), warnings)? }
-        }
+        "tls" => ListenerKind::Tls(tls_server(origin, &tls_path, listener.tls.as_ref(), notes)?),
+        "ws" => ListenerKind::Ws { path: ws_path },
+        "wss" => ListenerKind::Wss { path: ws_path, tls: tls_server(origin, &tls_path, listener.tls.as_ref(), notes)? },
         _ => ListenerKind::Tcp,
     };
     if matches!(kind, ListenerKind::Tcp | ListenerKind::Ws { .. }) && listener.tls.is_some() {
-        warnings.push(format!("{origin}: {tls_path}: ignored by a {listener_type} listener"));
+        notes.warn(format!("{origin}: {tls_path}: ignored by a {listener_type} listener"));
+    }
+    if matches!(kind, ListenerKind::Tcp | ListenerKind::Tls(_))
+        && let Some(key) = lmd.present("path")
+    {
+        notes.warn(format!("{origin}: {key}: ignored by a {listener_type} listener (ws and wss read it)"));
     }
 
-    let read_timeout = hmd.positive_duration("readTimeout")?.unwrap_or(DEFAULT_READ_TIMEOUT);
+    let read_timeout = hmd.positive_duration("readTimeout")?.unwrap_or(defaults::READ_TIMEOUT);
     let default_router = match hmd.string("router")? {
         Some((key, name)) if !refs.routers.iter().any(|r| r.name == name) => return Err(undefined(origin, key, name)),
         other => other.map(|(_, name)| name),
@@ -445,33 +326,45 @@ fn router_service(
         None => None,
     };
     if handler.chain.is_some() || listener.chain.is_some() {
-        warnings.push(format!("{origin}: {path}.handler.chain: a router service forwards nothing, chain ignored"));
+        notes.warn(format!("{origin}: {path}.handler.chain: a router service forwards nothing, chain ignored"));
     }
 
-    let strict_source = hmd.bool("strictSource")?.unwrap_or(true);
-    let cache = hmd.bool("router.cache")?.unwrap_or(false);
-    let expiration = hmd.duration("router.cache.expiration")?.unwrap_or(DEFAULT_ROUTE_CACHE_TTL);
+    let strict_source = hmd.bool("strictSource")?.unwrap_or(defaults::STRICT_SOURCE);
+    let cache = hmd.bool("router.cache")?.unwrap_or(defaults::ROUTE_CACHE);
+    let expiration = hmd.duration("router.cache.expiration")?.unwrap_or(defaults::ROUTE_CACHE_TTL);
     let route_cache_ttl = if cache { expiration } else { Duration::ZERO };
 
-    let defaults = Limits::default();
     let limits = Limits {
-        max_connections: hmd.positive("maxConnections")?.unwrap_or(defaults.max_connections),
-        max_connections_per_ip: hmd.positive("maxConnectionsPerIP")?.unwrap_or(defaults.max_connections_per_ip),
-        max_handshake_bytes: hmd.positive("maxHandshakeBytes")?.unwrap_or(defaults.max_handshake_bytes),
-        queue_packets: hmd.positive("queuePackets")?.unwrap_or(defaults.queue_packets),
+        max_connections: hmd.positive("maxConnections")?.unwrap_or(defaults::MAX_CONNECTIONS),
+        max_connections_per_ip: hmd.positive("maxConnectionsPerIP")?.unwrap_or(defaults::MAX_CONNECTIONS_PER_IP),
+        max_handshake_bytes: hmd.positive("maxHandshakeBytes")?.unwrap_or(defaults::MAX_HANDSHAKE_BYTES),
+        queue_packets: hmd.positive("queuePackets")?.unwrap_or(defaults::QUEUE_PACKETS),
+        queue_bytes: hmd.size("queueBytes")?.unwrap_or(defaults::QUEUE_BYTES),
+        host_queue_bytes: hmd.size("hostQueueBytes")?.unwrap_or(defaults::HOST_QUEUE_BYTES),
+        server_queue_bytes: hmd.size("serverQueueBytes")?.unwrap_or(defaults::SERVER_QUEUE_BYTES),
     };
+    // A wider budget below a narrower one is legal (the smaller bound
+    // wins) but most likely a slip.
+    let budgets = [
+        ("queueBytes", limits.queue_bytes),
+        ("hostQueueBytes", limits.host_queue_bytes),
+        ("serverQueueBytes", limits.server_queue_bytes),
+    ];
+    for pair in budgets.windows(2) {
+        if let [(narrow, narrow_bytes), (wide, wide_bytes)] = pair
+            && narrow_bytes > wide_bytes
+        {
+            notes.warn(format!(
+                "{origin}: {path}.handler.metadata: {narrow} ({narrow_bytes} bytes) exceeds {wide} ({wide_bytes} bytes); \
+                 the smaller bound wins"
+            ));
+        }
+    }
     let keepalive = keepalive(&[&hmd, &lmd])?;
 
-    warn_unknown_metadata(
-        warnings,
-        &[
-            MdKeys { md: &hmd, known: ROUTER_HANDLER_KEYS, ignored: ROUTER_HANDLER_IGNORED },
-            MdKeys { md: &lmd, known: ROUTER_LISTENER_KEYS, ignored: LISTENER_IGNORED },
-            MdKeys { md: &smd, known: &[], ignored: SERVICE_IGNORED },
-        ],
-    );
+    notes.check_metadata(&[&hmd, &lmd, &smd])?;
     if raw.forwarder.is_some() {
-        warnings.push(format!("{origin}: {path}.forwarder: a router service forwards nothing, ignored"));
+        notes.warn(format!("{origin}: {path}.forwarder: a router service forwards nothing, ignored"));
     }
 
     Ok(RouterService {
@@ -490,23 +383,29 @@ fn router_service(
     })
 }
 
-/// `keepAlivePeriod` and `userTimeout` from the first map that has them.
+/// `keepAlivePeriod` and `userTimeout` from the first map that has them
+/// (every map is read, so each knows the keys).
 fn keepalive(maps: &[&Md<'_>]) -> Result<Keepalive> {
-    let defaults = Keepalive::default();
     let mut period = None;
     let mut user_timeout = None;
     for md in maps {
-        if period.is_none() {
-            period = md.positive_duration("keepAlivePeriod")?;
-        }
-        if user_timeout.is_none() {
-            user_timeout = md.positive_duration("userTimeout")?;
-        }
+        period = period.or(md.positive_duration("keepAlivePeriod")?);
+        user_timeout = user_timeout.or(md.positive_duration("userTimeout")?);
     }
     Ok(Keepalive {
-        period: period.unwrap_or(defaults.period),
-        user_timeout: user_timeout.unwrap_or(defaults.user_timeout),
+        period: period.unwrap_or(defaults::KEEPALIVE_PERIOD),
+        user_timeout: user_timeout.unwrap_or(defaults::USER_TIMEOUT),
     })
+}
+
+/// The WebSocket `path` (default `/ws`); read whatever the transport, so
+/// the key is known to the map.
+fn http_path(md: &Md<'_>) -> Result<String> {
+    match md.string("path")? {
+        None => Ok(defaults::WS_PATH.to_owned()),
+        Some((_, p)) if p.starts_with('/') => Ok(p),
+        Some((key, p)) => Err(invalid(md.origin(), key, p, "an HTTP path starts with /")),
+    }
 }
 
 /// `:8443`, `0.0.0.0:8443`, `127.0.0.1:8443`, `[::1]:8443`.
@@ -543,24 +442,32 @@ fn dial_addr(addr: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn tls_server(origin: &str, path: &str, tls: Option<&RawTls>, warnings: &mut Vec<String>) -> Result<TlsServerSettings> {
+fn tls_server(origin: &str, path: &str, tls: Option<&RawTls>, notes: &mut Notes) -> Result<TlsServerSettings> {
     let Some(tls) = tls else { return Ok(TlsServerSettings::default()) };
     let (cert_file, key_file) = cert_pair(origin, path, tls)?;
     if tls.server_name.is_some() || tls.secure.is_some() {
-        warnings.push(format!("{origin}: {path}: serverName and secure apply to dialers, ignored on a listener"));
+        notes.warn(format!("{origin}: {path}: serverName and secure apply to dialers, ignored on a listener"));
     }
-    Ok(TlsServerSettings { cert_file, key_file, ca_file: text(tls.ca_file.as_ref()).map(PathBuf::from) })
+    let settings = TlsServerSettings { cert_file, key_file, ca_file: text(tls.ca_file.as_ref()).map(PathBuf::from) };
+    notes.file(origin, format!("{path}.certFile"), &settings.cert_file);
+    notes.file(origin, format!("{path}.keyFile"), &settings.key_file);
+    notes.file(origin, format!("{path}.caFile"), &settings.ca_file);
+    Ok(settings)
 }
 
-fn tls_client(origin: &str, path: &str, tls: &RawTls) -> Result<TlsClientSettings> {
+fn tls_client(origin: &str, path: &str, tls: &RawTls, notes: &mut Notes) -> Result<TlsClientSettings> {
     let (cert_file, key_file) = cert_pair(origin, path, tls)?;
-    Ok(TlsClientSettings {
+    let settings = TlsClientSettings {
         server_name: text(tls.server_name.as_ref()).map(str::to_owned),
         secure: tls.secure.unwrap_or(false),
         ca_file: text(tls.ca_file.as_ref()).map(PathBuf::from),
         cert_file,
         key_file,
-    })
+    };
+    notes.file(origin, format!("{path}.certFile"), &settings.cert_file);
+    notes.file(origin, format!("{path}.keyFile"), &settings.key_file);
+    notes.file(origin, format!("{path}.caFile"), &settings.ca_file);
+    Ok(settings)
 }
 
 /// `certFile` and `keyFile` come together.
@@ -573,18 +480,12 @@ fn cert_pair(origin: &str, path: &str, tls: &RawTls) -> Result<(Option<PathBuf>,
     }
 }
 
-fn tun_service(
-    origin: &str,
-    path: &str,
-    raw: &RawService,
-    refs: &Refs<'_>,
-    warnings: &mut Vec<String>,
-) -> Result<TunService> {
+fn tun_service(origin: &str, path: &str, raw: &RawService, refs: &Refs<'_>, notes: &mut Notes) -> Result<TunService> {
     let handler = raw.handler.clone().unwrap_or_default();
     let listener = raw.listener.clone().unwrap_or_default();
-    let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref());
-    let lmd = Md::new(origin, format!("{path}.listener.metadata"), listener.metadata.as_ref());
-    let smd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref());
+    let hmd = Md::new(origin, format!("{path}.handler.metadata"), handler.metadata.as_ref(), TUN_HANDLER_IGNORED);
+    let lmd = Md::new(origin, format!("{path}.listener.metadata"), listener.metadata.as_ref(), TUN_LISTENER_IGNORED);
+    let smd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref(), SERVICE_IGNORED);
 
     let net_hint = "comma-separated device addresses with prefix, e.g. net=192.168.123.1/24";
     let (net_key, nets) =
@@ -601,7 +502,7 @@ fn tun_service(
 
     let name = lmd.string("name")?.map(|(_, name)| name);
     let mtu = match lmd.get("mtu") {
-        None => DEFAULT_MTU,
+        None => defaults::MTU,
         Some((key, value)) => scalar(value)
             .and_then(|s| s.parse::<u16>().ok())
             .filter(|mtu| *mtu >= 68)
@@ -648,6 +549,9 @@ fn tun_service(
             .collect::<Result<_>>()?,
     };
 
+    // rgost's own key (GOST has none): segmentation offload on the device.
+    let offload = lmd.bool("offload")?.unwrap_or(defaults::TUN_OFFLOAD);
+
     let nodes = raw.forwarder.as_ref().and_then(|f| f.nodes.as_deref()).unwrap_or_default();
     let host_hint =
         "the host name reported to the router: forwarder.nodes[0].addr, or the path of -L \"tun:///host-1?net=...\"";
@@ -656,7 +560,7 @@ fn tun_service(
         .ok_or_else(|| missing(origin, format!("{path}.forwarder.nodes[0].addr"), host_hint))?
         .to_owned();
     if nodes.len() > 1 {
-        warnings.push(format!("{origin}: {path}.forwarder.nodes: only the first node ({host}) is used"));
+        notes.warn(format!("{origin}: {path}.forwarder.nodes: only the first node ({host}) is used"));
     }
 
     let chain = match (text(handler.chain.as_ref()), text(listener.chain.as_ref())) {
@@ -665,7 +569,7 @@ fn tun_service(
         (None, None) => match refs.chains {
             [only] => {
                 let service = text(raw.name.as_ref()).unwrap_or(path);
-                warnings.push(format!(
+                notes.warn(format!(
                     "{origin}: {path}.handler.chain: service {service} names no chain; using the only chain defined, {}",
                     only.name
                 ));
@@ -689,22 +593,15 @@ fn tun_service(
         },
     };
 
-    warn_unknown_metadata(
-        warnings,
-        &[
-            MdKeys { md: &lmd, known: TUN_LISTENER_KEYS, ignored: TUN_LISTENER_IGNORED },
-            MdKeys { md: &hmd, known: &[], ignored: TUN_HANDLER_IGNORED },
-            MdKeys { md: &smd, known: &[], ignored: SERVICE_IGNORED },
-        ],
-    );
+    notes.check_metadata(&[&lmd, &hmd, &smd])?;
     if handler.auth.is_some() || handler.auther.is_some() {
-        warnings.push(format!("{origin}: {path}.handler.auth: a tun handler checks no credentials, ignored"));
+        notes.warn(format!("{origin}: {path}.handler.auth: a tun handler checks no credentials, ignored"));
     }
     if listener.tls.is_some() {
-        warnings.push(format!("{origin}: {path}.listener.tls: ignored by a tun listener"));
+        notes.warn(format!("{origin}: {path}.listener.tls: ignored by a tun listener"));
     }
 
-    Ok(TunService { tun: TunSettings { name, addrs, mtu, routes, gateway, dns }, host, chain })
+    Ok(TunService { tun: TunSettings { name, addrs, mtu, routes, gateway, dns, offload }, host, chain })
 }
 
 fn named_chain(origin: &str, key: &str, name: &str, refs: &Refs<'_>) -> Result<Chain> {
@@ -724,7 +621,7 @@ fn user_entry(origin: &str, path: &str, raw: &RawAuth) -> Result<UserEntry> {
 
 // ------------------------------------------------------------------ chains
 
-fn chain(origin: &str, i: usize, raw: &RawChain, warnings: &mut Vec<String>) -> Result<Chain> {
+fn chain(origin: &str, i: usize, raw: &RawChain, notes: &mut Notes) -> Result<Chain> {
     let path = format!("chains[{i}]");
     let name = text(raw.name.as_ref())
         .ok_or_else(|| missing(origin, format!("{path}.name"), "services refer to a chain by name"))?
@@ -749,15 +646,15 @@ fn chain(origin: &str, i: usize, raw: &RawChain, warnings: &mut Vec<String>) -> 
     let nodes = nodes
         .iter()
         .enumerate()
-        .map(|(j, n)| node(origin, &format!("{path}.hops[0].nodes[{j}]"), j, n, warnings))
+        .map(|(j, n)| node(origin, &format!("{path}.hops[0].nodes[{j}]"), j, n, notes))
         .collect::<Result<Vec<_>>>()?;
     if raw.metadata.as_ref().is_some_and(|md| !md.is_empty()) {
-        warnings.push(format!("{origin}: {path}.metadata: chain metadata is ignored by rgost"));
+        notes.warn(format!("{origin}: {path}.metadata: chain metadata is ignored by rgost"));
     }
     Ok(Chain { name, nodes })
 }
 
-fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<String>) -> Result<Node> {
+fn node(origin: &str, path: &str, j: usize, raw: &RawNode, notes: &mut Notes) -> Result<Node> {
     let name = text(raw.name.as_ref()).map_or_else(|| format!("node-{j}"), str::to_owned);
     let addr = text(raw.addr.as_ref())
         .ok_or_else(|| missing(origin, format!("{path}.addr"), "host:port of the router server"))?
@@ -778,9 +675,8 @@ fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<St
         None => return Err(missing(origin, format!("{path}.connector.type"), "rgost implements connector router")),
     }
     let dialer = raw.dialer.clone().unwrap_or_default();
-    let cmd = Md::new(origin, format!("{path}.connector.metadata"), connector.metadata.as_ref());
-    let dmd = Md::new(origin, format!("{path}.dialer.metadata"), dialer.metadata.as_ref());
-    let nmd = Md::new(origin, format!("{path}.metadata"), raw.metadata.as_ref());
+    let cmd = Md::new(origin, format!("{path}.connector.metadata"), connector.metadata.as_ref(), CONNECTOR_IGNORED);
+    let dmd = Md::new(origin, format!("{path}.dialer.metadata"), dialer.metadata.as_ref(), DIALER_IGNORED);
 
     let router_id = match cmd.string("router.id")? {
         None => None,
@@ -798,52 +694,49 @@ fn node(origin: &str, path: &str, j: usize, raw: &RawNode, warnings: &mut Vec<St
         (None, Some(tls)) => (format!("{path}.tls"), Some(tls)),
         (None, None) => (String::new(), None),
     };
-    let tls = || -> Result<TlsClientSettings> {
-        raw_tls.map_or_else(|| Ok(TlsClientSettings::default()), |tls| tls_client(origin, &tls_path, tls))
+    let tls = |notes: &mut Notes| -> Result<TlsClientSettings> {
+        raw_tls.map_or_else(|| Ok(TlsClientSettings::default()), |tls| tls_client(origin, &tls_path, tls, notes))
     };
-    let ws_path = || -> Result<String> {
-        match dmd.string("path")? {
-            None => Ok(DEFAULT_WS_PATH.to_owned()),
-            Some((_, p)) if p.starts_with('/') => Ok(p),
-            Some((key, p)) => Err(invalid(origin, key, p, "an HTTP path starts with /")),
-        }
-    };
-    let ws_host = || -> Result<Option<String>> { Ok(dmd.string("host")?.map(|(_, h)| h)) };
+    let ws_path = http_path(&dmd)?;
+    let ws_host = dmd.string("host")?.map(|(_, h)| h);
     let dialer_type = text(dialer.kind.as_ref()).map_or_else(|| "tcp".to_owned(), str::to_ascii_lowercase);
     let kind = match dialer_type.as_str() {
         "tcp" => DialerKind::Tcp,
-        "tls" => DialerKind::Tls(tls()?),
-        "ws" => DialerKind::Ws { path: ws_path()?, host: ws_host()? },
-        "wss" => DialerKind::Wss { path: ws_path()?, host: ws_host()?, tls: tls()? },
+        "tls" => DialerKind::Tls(tls(notes)?),
+        "ws" => DialerKind::Ws { path: ws_path, host: ws_host },
+        "wss" => DialerKind::Wss { path: ws_path, host: ws_host, tls: tls(notes)? },
         other => {
             return Err(unsupported(origin, format!("{path}.dialer.type"), other, "use tcp, tls, ws or wss"));
         }
     };
     if matches!(kind, DialerKind::Tcp | DialerKind::Ws { .. }) && raw_tls.is_some() {
-        warnings.push(format!("{origin}: {tls_path}: ignored by a {dialer_type} dialer"));
+        notes.warn(format!("{origin}: {tls_path}: ignored by a {dialer_type} dialer"));
+    }
+    if matches!(kind, DialerKind::Tcp | DialerKind::Tls(_)) {
+        for key in [dmd.present("path"), dmd.present("host")].into_iter().flatten() {
+            notes.warn(format!("{origin}: {key}: ignored by a {dialer_type} dialer (ws and wss read it)"));
+        }
     }
 
-    let connect_timeout = match dmd.positive_duration("connectTimeout")? {
-        Some(timeout) => timeout,
-        None => cmd.positive_duration("connectTimeout")?.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-    };
+    // The dialer's timeout wins over the connector's; both are read, so
+    // both maps know the key.
+    let dialer_timeout = dmd.positive_duration("connectTimeout")?;
+    let connector_timeout = cmd.positive_duration("connectTimeout")?;
+    let connect_timeout = dialer_timeout.or(connector_timeout).unwrap_or(defaults::CONNECT_TIMEOUT);
     let keepalive = keepalive(&[&dmd, &cmd])?;
 
-    warn_unknown_metadata(
-        warnings,
-        &[
-            MdKeys { md: &cmd, known: CONNECTOR_KEYS, ignored: &[] },
-            MdKeys { md: &dmd, known: DIALER_KEYS, ignored: DIALER_IGNORED },
-            MdKeys { md: &nmd, known: &[], ignored: &[] },
-        ],
-    );
+    notes.check_metadata(&[&cmd, &dmd])?;
+    if let Some(md) = raw.metadata.as_ref().filter(|md| !md.is_empty()) {
+        let keys: Vec<&str> = md.keys().map(String::as_str).collect();
+        notes.warn(format!("{origin}: {path}.metadata: node metadata is ignored by rgost ({})", keys.join(", ")));
+    }
 
     Ok(Node { name, addr, connector: RouterConnector { router_id, auth }, dialer: kind, connect_timeout, keepalive })
 }
 
 // ------------------------------------------- routers, ingresses, authers
 
-fn router(origin: &str, i: usize, raw: &RawRouter, warnings: &mut Vec<String>) -> Result<RouterConfig> {
+fn router(origin: &str, i: usize, raw: &RawRouter, notes: &mut Notes) -> Result<RouterConfig> {
     let path = format!("routers[{i}]");
     let name = section_name(origin, &path, raw.name.as_ref())?;
     let mut routes = Vec::new();
@@ -864,14 +757,14 @@ fn router(origin: &str, i: usize, raw: &RawRouter, warnings: &mut Vec<String>) -
         })?;
         routes.push(route);
     }
-    let (sources, plugin) = sources(origin, &path, raw.sources())?;
+    let (sources, plugin) = sources(origin, &path, raw.sources(), notes)?;
     if plugin.is_some() && (!routes.is_empty() || !sources.is_empty()) {
-        warnings.push(format!("{origin}: {path}.plugin: the plugin answers; routes and data sources are ignored"));
+        notes.warn(format!("{origin}: {path}.plugin: the plugin answers; routes and data sources are ignored"));
     }
     Ok(RouterConfig { name, routes, sources, plugin })
 }
 
-fn ingress(origin: &str, i: usize, raw: &RawIngress, warnings: &mut Vec<String>) -> Result<IngressConfig> {
+fn ingress(origin: &str, i: usize, raw: &RawIngress, notes: &mut Notes) -> Result<IngressConfig> {
     let path = format!("ingresses[{i}]");
     let name = section_name(origin, &path, raw.name.as_ref())?;
     let mut rules = Vec::new();
@@ -890,14 +783,14 @@ fn ingress(origin: &str, i: usize, raw: &RawIngress, warnings: &mut Vec<String>)
         })?;
         rules.push((hostname.to_owned(), endpoint));
     }
-    let (sources, plugin) = sources(origin, &path, raw.sources())?;
+    let (sources, plugin) = sources(origin, &path, raw.sources(), notes)?;
     if plugin.is_some() && (!rules.is_empty() || !sources.is_empty()) {
-        warnings.push(format!("{origin}: {path}.plugin: the plugin answers; rules and data sources are ignored"));
+        notes.warn(format!("{origin}: {path}.plugin: the plugin answers; rules and data sources are ignored"));
     }
     Ok(IngressConfig { name, rules, sources, plugin })
 }
 
-fn auther(origin: &str, i: usize, raw: &RawAuther, warnings: &mut Vec<String>) -> Result<AutherConfig> {
+fn auther(origin: &str, i: usize, raw: &RawAuther, notes: &mut Notes) -> Result<AutherConfig> {
     let path = format!("authers[{i}]");
     let name = section_name(origin, &path, raw.name.as_ref())?;
     let auths = raw
@@ -907,9 +800,9 @@ fn auther(origin: &str, i: usize, raw: &RawAuther, warnings: &mut Vec<String>) -
         .enumerate()
         .map(|(j, auth)| user_entry(origin, &format!("{path}.auths[{j}]"), auth))
         .collect::<Result<Vec<_>>>()?;
-    let (sources, plugin) = sources(origin, &path, raw.sources())?;
+    let (sources, plugin) = sources(origin, &path, raw.sources(), notes)?;
     if plugin.is_some() && (!auths.is_empty() || !sources.is_empty()) {
-        warnings.push(format!("{origin}: {path}.plugin: the plugin answers; auths and data sources are ignored"));
+        notes.warn(format!("{origin}: {path}.plugin: the plugin answers; auths and data sources are ignored"));
     }
     Ok(AutherConfig { name, auths, sources, plugin })
 }
@@ -918,7 +811,12 @@ fn section_name(origin: &str, path: &str, name: Option<&String>) -> Result<Strin
     text(name).map(str::to_owned).ok_or_else(|| missing(origin, format!("{path}.name"), "services refer to it by name"))
 }
 
-fn sources(origin: &str, path: &str, raw: RawSources<'_>) -> Result<(Sources, Option<PluginConfig>)> {
+fn sources(
+    origin: &str,
+    path: &str,
+    raw: RawSources<'_>,
+    notes: &mut Notes,
+) -> Result<(Sources, Option<PluginConfig>)> {
     let reload = match raw.reload.filter(|v| !v.is_null()) {
         None => None,
         Some(value) => Some(duration_value(origin, &format!("{path}.reload"), value)?).filter(|d| !d.is_zero()),
@@ -952,7 +850,7 @@ fn sources(origin: &str, path: &str, raw: RawSources<'_>) -> Result<(Sources, Op
                 db,
                 username: text(redis.username.as_ref()).map(str::to_owned),
                 password: redis.password.clone().filter(|p| !p.is_empty()),
-                key: text(redis.key.as_ref()).unwrap_or("gost").to_owned(),
+                key: text(redis.key.as_ref()).unwrap_or(defaults::REDIS_KEY).to_owned(),
                 kind,
             })
         }
@@ -963,13 +861,14 @@ fn sources(origin: &str, path: &str, raw: RawSources<'_>) -> Result<(Sources, Op
             let url =
                 text(http.url.as_ref()).ok_or_else(|| missing(origin, format!("{path}.http.url"), "the URL to GET"))?;
             let timeout = match http.timeout.as_ref().filter(|v| !v.is_null()) {
-                None => DEFAULT_HTTP_TIMEOUT,
+                None => defaults::HTTP_TIMEOUT,
                 Some(value) => positive(origin, &format!("{path}.http.timeout"), value)?,
             };
             Some(HttpSource { url: url.to_owned(), timeout })
         }
     };
-    let plugin = raw.plugin.map(|plugin| plugin_config(origin, &format!("{path}.plugin"), plugin)).transpose()?;
+    let plugin =
+        raw.plugin.map(|plugin| plugin_config(origin, &format!("{path}.plugin"), plugin, notes)).transpose()?;
     Ok((Sources { file, redis, http, reload }, plugin))
 }
 
@@ -981,23 +880,69 @@ fn positive(origin: &str, key: &str, value: &Value) -> Result<Duration> {
     Ok(duration)
 }
 
-fn plugin_config(origin: &str, path: &str, raw: &RawPlugin) -> Result<PluginConfig> {
+fn plugin_config(origin: &str, path: &str, raw: &RawPlugin, notes: &mut Notes) -> Result<PluginConfig> {
     match text(raw.kind.as_ref()).map(str::to_ascii_lowercase).as_deref() {
         None | Some("http") => {}
         Some(other) => return Err(unsupported(origin, format!("{path}.type"), other, "rgost implements http plugins")),
     }
     let addr = text(raw.addr.as_ref()).ok_or_else(|| missing(origin, format!("{path}.addr"), "the plugin's URL"))?;
     let timeout = match raw.timeout.as_ref().filter(|v| !v.is_null()) {
-        None => DEFAULT_PLUGIN_TIMEOUT,
+        None => defaults::PLUGIN_TIMEOUT,
         Some(value) => positive(origin, &format!("{path}.timeout"), value)?,
     };
-    let tls = raw.tls.as_ref().map(|tls| tls_client(origin, &format!("{path}.tls"), tls)).transpose()?;
+    let tls = raw.tls.as_ref().map(|tls| tls_client(origin, &format!("{path}.tls"), tls, notes)).transpose()?;
     Ok(PluginConfig { addr: addr.to_owned(), timeout, tls, token: text(raw.token.as_ref()).map(str::to_owned) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/config.md names every metadata key rgost reads or accepts, so a
+    /// key added in code without its documentation fails here.
+    #[test]
+    fn docs_name_every_metadata_key() {
+        let yaml = "services:\n- addr: :1\n  handler: {type: router}\n  listener: {type: wss}\n\
+                    - handler: {type: tun}\n  listener: {type: tun, metadata: {net: 10.0.0.1/24}}\n  \
+                    forwarder: {nodes: [{addr: h}]}\n\
+                    chains:\n- name: c\n  hops:\n  - nodes:\n    - addr: h:1\n      connector: {type: router}\n      dialer: {type: wss}\n";
+        let mut input = Input::default();
+        crate::add_file(&mut input, crate::parse_raw(yaml, "t.yaml").unwrap(), "t.yaml");
+        let (_, notes) = validate_with_notes(&input).unwrap();
+        assert!(notes.keys.len() > 40, "{:?}", notes.keys);
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md")).unwrap();
+        let missing: Vec<&str> = notes.keys.iter().copied().filter(|key| !docs.contains(&format!("`{key}`"))).collect();
+        assert!(missing.is_empty(), "docs/config.md does not name {missing:?}");
+    }
+
+    /// Every ignored key is accepted with exactly one notice: none of them is
+    /// also read (a read key would give no notice, or an error for the value).
+    #[test]
+    fn ignored_lists_and_reads_agree() {
+        const CHAIN: &str =
+            "chains:\n- name: c\n  hops:\n  - nodes:\n    - addr: h:1\n      connector: {type: router}\n";
+        const TUN: &str = "services:\n- forwarder: {nodes: [{addr: h}]}\n";
+        let cases: [(&[&str], String); 9] = [
+            (ROUTER_HANDLER_IGNORED, "services:\n- addr: :1\n  handler: {type: router, metadata: {KEY: 1}}\n".into()),
+            (LISTENER_IGNORED, "services:\n- addr: :1\n  handler: {type: router}\n  listener: {type: wss, metadata: {KEY: 1}}\n".into()),
+            (SERVICE_IGNORED, "services:\n- addr: :1\n  handler: {type: router}\n  metadata: {KEY: 1}\n".into()),
+            (TUN_LISTENER_IGNORED, format!("{TUN}  listener: {{type: tun, metadata: {{net: 10.0.0.1/24, KEY: 1}}}}\n{CHAIN}")),
+            (TUN_HANDLER_IGNORED, format!("{TUN}  listener: {{type: tun, metadata: {{net: 10.0.0.1/24}}}}\n  handler: {{type: tun, metadata: {{KEY: 1}}}}\n{CHAIN}")),
+            (SERVICE_IGNORED, format!("{TUN}  listener: {{type: tun, metadata: {{net: 10.0.0.1/24}}}}\n  metadata: {{KEY: 1}}\n{CHAIN}")),
+            (DIALER_IGNORED, format!("{CHAIN}      dialer: {{type: wss, metadata: {{KEY: 1}}}}\n")),
+            (DIALER_IGNORED, format!("{CHAIN}      dialer: {{type: tcp, metadata: {{KEY: 1}}}}\n")),
+            (CONNECTOR_IGNORED, "chains:\n- name: c\n  hops:\n  - nodes:\n    - addr: h:1\n      connector: {type: router, metadata: {KEY: 1}}\n".into()),
+        ];
+        for (list, template) in cases {
+            for key in list {
+                let yaml = template.replace("KEY", &format!("{key:?}"));
+                let loaded = crate::parse_str(&yaml, "t.yaml").unwrap_or_else(|err| panic!("{key}: {err}"));
+                let notices: Vec<&String> =
+                    loaded.warnings.iter().filter(|w| w.contains(&format!(".{key}:"))).collect();
+                assert_eq!(notices.len(), 1, "{key}: {:?}", loaded.warnings);
+            }
+        }
+    }
 
     #[test]
     fn listen_addrs() {

@@ -69,7 +69,13 @@ fn router_handler_metadata() {
     assert_eq!(service.route_cache_ttl, Duration::from_secs(90));
     assert_eq!(
         service.limits,
-        Limits { max_connections: 10, max_connections_per_ip: 2, max_handshake_bytes: 4096, queue_packets: 8 }
+        Limits {
+            max_connections: 10,
+            max_connections_per_ip: 2,
+            max_handshake_bytes: 4096,
+            queue_packets: 8,
+            ..Limits::default()
+        }
     );
     assert_eq!(service.keepalive, Keepalive { period: Duration::from_secs(5), user_timeout: Duration::from_secs(7) });
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
@@ -211,29 +217,76 @@ chains:
     assert!(loaded.config.services.len() == 1);
 }
 
+/// A directory with empty `ca.pem`, `c.pem` and `k.pem`: `load` checks
+/// that the files a config names can be read.
+fn tls_files(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rgost-config-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["ca.pem", "c.pem", "k.pem"] {
+        std::fs::write(dir.join(name), "").unwrap();
+    }
+    dir
+}
+
 #[test]
 fn tls_query_parameters() {
-    let loaded = client("router+tls://10.0.0.1:8443?caFile=/ca.pem&serverName=rgost.test&secure=true");
+    let dir = tls_files("query");
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let loaded =
+        client(&format!("router+tls://10.0.0.1:8443?caFile={}&serverName=rgost.test&secure=true", file("ca.pem")));
     assert_eq!(
         tun_service(&loaded, 0).chain.nodes[0].dialer,
         DialerKind::Tls(TlsClientSettings {
             server_name: Some("rgost.test".into()),
             secure: true,
-            ca_file: Some(PathBuf::from("/ca.pem")),
+            ca_file: Some(dir.join("ca.pem")),
             cert_file: None,
             key_file: None,
         })
     );
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 
-    let loaded = serve("router+tls://:8443?certFile=/c.pem&keyFile=/k.pem");
+    let loaded = serve(&format!("router+tls://:8443?certFile={}&keyFile={}", file("c.pem"), file("k.pem")));
     assert_eq!(
         router_service(&loaded, 0).listener,
         ListenerKind::Tls(TlsServerSettings {
-            cert_file: Some(PathBuf::from("/c.pem")),
-            key_file: Some(PathBuf::from("/k.pem")),
+            cert_file: Some(dir.join("c.pem")),
+            key_file: Some(dir.join("k.pem")),
             ca_file: None
         })
     );
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unreadable_tls_files_are_errors_at_load() {
+    let dir = tls_files("missing");
+    let missing = dir.join("missing.pem");
+    let err = load(
+        None,
+        &[format!("router+tls://:8443?certFile={}&keyFile={}", dir.join("c.pem").display(), missing.display())],
+        &[],
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "services[0].listener.tls.keyFile"), "{text}");
+    assert!(text.contains("missing.pem") && text.starts_with("-L "), "{text}");
+
+    let yaml = format!(
+        "services:\n- addr: :1\n  handler: {{type: router, metadata: {{router: r}}}}\nrouters:\n- name: r\n  plugin: {{addr: 'https://p', tls: {{caFile: {}}}}}\n",
+        missing.display()
+    );
+    let config = dir.join("server.yaml");
+    std::fs::write(&config, &yaml).unwrap();
+    let err = load(Some(&config), &[], &[]).unwrap_err();
+    assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "routers[0].plugin.tls.caFile"), "{err}");
+    assert!(err.to_string().starts_with(&config.display().to_string()), "{err}");
+
+    // Parsing alone touches no file.
+    assert!(parse_str(&yaml, "t.yaml").is_ok());
+    // A TLS block a plain listener ignores is not checked either.
+    let err = load(None, &["router+tls://:8443".into(), format!("router://:8444?caFile={}", missing.display())], &[]);
+    assert!(err.is_ok(), "{err:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -215,7 +215,7 @@ fn tcp_router_service(default_router: &str, ingress: Option<&str>) -> Service {
         kind: ServiceKind::Router(RouterService {
             listen: ListenAddr { ip: None, port: 8443 },
             listener: ListenerKind::Tcp,
-            read_timeout: DEFAULT_READ_TIMEOUT,
+            read_timeout: defaults::READ_TIMEOUT,
             default_router: Some(default_router.into()),
             ingress: ingress.map(Into::into),
             auth: None,
@@ -255,10 +255,11 @@ fn tun(name: &str, router_id: Option<&str>, chain_nodes_addr: &str, routes: Vec<
             tun: TunSettings {
                 name: None,
                 addrs: vec![net("192.168.123.1/24")],
-                mtu: DEFAULT_MTU,
+                mtu: defaults::MTU,
                 routes,
                 gateway: None,
                 dns: vec![],
+                offload: true,
             },
             host: "host-1".into(),
             chain: Chain {
@@ -268,7 +269,7 @@ fn tun(name: &str, router_id: Option<&str>, chain_nodes_addr: &str, routes: Vec<
                     addr: chain_nodes_addr.into(),
                     connector: RouterConnector { router_id: router_id.map(|id| id.parse().unwrap()), auth: None },
                     dialer: DialerKind::Tcp,
-                    connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+                    connect_timeout: defaults::CONNECT_TIMEOUT,
                     keepalive: Keepalive::default(),
                 }],
             },

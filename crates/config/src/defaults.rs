@@ -1,0 +1,50 @@
+//! Every default of the config, in one place. The model's `Default`
+//! implementations and the validation read them from here; docs/config.md
+//! lists the same values. Servers and clients take the validated model and
+//! need no defaults of their own.
+
+use std::time::Duration;
+
+/// TUN device MTU (`mtu`; GOST's code uses 1420).
+pub const MTU: u16 = 1420;
+/// The tun listener's `offload` (rgost extension): segmentation offload on.
+pub const TUN_OFFLOAD: bool = true;
+/// Bound on reading a router handshake (`readTimeout`; none in GOST).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Dial timeout (`connectTimeout`).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long route answers are cached (`router.cache.expiration`). Plugin
+/// answers are cached this long even when `router.cache` is off, so the
+/// packet path never waits on HTTP.
+pub const ROUTE_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Route caching (`router.cache`): off, as in GOST.
+pub const ROUTE_CACHE: bool = false;
+/// Anti-spoofing (`strictSource`, rgost extension): on.
+pub const STRICT_SOURCE: bool = true;
+/// WebSocket path (`path`).
+pub const WS_PATH: &str = "/ws";
+/// HTTP data source timeout (`http.timeout`).
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Plugin timeout (`plugin.timeout`).
+pub const PLUGIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Redis source key (`redis.key`).
+pub const REDIS_KEY: &str = "gost";
+/// Connections at once, in total (`maxConnections`).
+pub const MAX_CONNECTIONS: usize = 20_000;
+/// Connections at once from one address (`maxConnectionsPerIP`).
+pub const MAX_CONNECTIONS_PER_IP: usize = 512;
+/// Largest accepted handshake request in bytes (`maxHandshakeBytes`). The
+/// largest request a client can mean is about 1.1 KB.
+pub const MAX_HANDSHAKE_BYTES: usize = 2048;
+/// Packets queued per connection before drops (`queuePackets`).
+pub const QUEUE_PACKETS: usize = 256;
+/// Bytes queued per connection before drops (`queueBytes`): 1 MiB.
+pub const QUEUE_BYTES: usize = 1 << 20;
+/// Bytes queued for one host across its connections (`hostQueueBytes`): 4 MiB.
+pub const HOST_QUEUE_BYTES: usize = 4 << 20;
+/// Bytes queued in the whole router service (`serverQueueBytes`): 256 MiB.
+pub const SERVER_QUEUE_BYTES: usize = 256 << 20;
+/// TCP keepalive idle time and probe interval (`keepAlivePeriod`).
+pub const KEEPALIVE_PERIOD: Duration = Duration::from_secs(15);
+/// TCP_USER_TIMEOUT (`userTimeout`).
+pub const USER_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,163 @@
+//! One line per service saying what it would run (`rgost --check`).
+
+use std::fmt::{self, Display, Formatter};
+
+use crate::{
+    Config, DialerKind, ListenAddr, ListenerKind, Node, PluginConfig, RouterService, Service, ServiceKind, Sources,
+    TlsServerSettings, TunService,
+};
+
+impl Config {
+    /// One line per service, in order: what it would run (listen address and
+    /// transport, routers, ingress, authentication; or device, routes and
+    /// server). Used by `rgost --check`.
+    pub fn summary(&self) -> Vec<String> {
+        self.services.iter().map(|service| self.service_line(service)).collect()
+    }
+
+    fn service_line(&self, service: &Service) -> String {
+        match &service.kind {
+            ServiceKind::Router(router) => format!("{}: {}", service.name, self.router_line(router)),
+            ServiceKind::Tun(tun) => format!("{}: {}", service.name, tun_line(tun)),
+        }
+    }
+
+    fn router_line(&self, service: &RouterService) -> String {
+        let default = match &service.default_router {
+            Some(name) => {
+                let contents = self.routers.iter().find(|r| &r.name == name).map_or_else(String::new, |r| {
+                    format!(" ({})", entries(r.routes.len(), "route", &r.sources, r.plugin.as_ref()))
+                });
+                format!("default router {name}{contents}")
+            }
+            None => "no default router".to_owned(),
+        };
+        let namespaces = self.routers.iter().filter(|r| Some(&r.name) != service.default_router.as_ref()).count();
+        let ingress = match &service.ingress {
+            Some(name) => {
+                let contents = self.ingresses.iter().find(|i| &i.name == name).map_or_else(String::new, |i| {
+                    format!(" ({})", entries(i.rules.len(), "rule", &i.sources, i.plugin.as_ref()))
+                });
+                format!("ingress {name}{contents}")
+            }
+            None => "no ingress".to_owned(),
+        };
+        let auth = match (&service.auth, &service.auther) {
+            (Some(credentials), _) => format!("user {}", credentials.username),
+            (None, Some(name)) => {
+                let contents = self.authers.iter().find(|a| &a.name == name).map_or_else(String::new, |a| {
+                    format!(" ({})", entries(a.auths.len(), "user", &a.sources, a.plugin.as_ref()))
+                });
+                format!("auther {name}{contents}")
+            }
+            (None, None) => "no authentication".to_owned(),
+        };
+        let binding = match service.host_binding.len() {
+            0 => String::new(),
+            n => format!(", host names bound for {n} user{}", plural(n)),
+        };
+        let others = match namespaces {
+            0 => String::new(),
+            n => format!(", {n} other router{}", plural(n)),
+        };
+        format!(
+            "router server on {} over {}; {default}{others}; {ingress}; {auth}{binding}",
+            service.listen,
+            listener(&service.listener)
+        )
+    }
+}
+
+fn tun_line(service: &TunService) -> String {
+    let tun = &service.tun;
+    let addrs: Vec<String> = tun.addrs.iter().map(ToString::to_string).collect();
+    let routes: Vec<String> = tun
+        .routes
+        .iter()
+        .map(|r| r.gateway.map_or_else(|| r.dst.to_string(), |gw| format!("{} via {gw}", r.dst)))
+        .collect();
+    let routes = if routes.is_empty() { "no routes".to_owned() } else { format!("routes {}", routes.join(", ")) };
+    let nodes: Vec<String> = service.chain.nodes.iter().map(node).collect();
+    format!(
+        "tun client {}: device {} {} mtu {}, offload {}, {routes}; to {} (chain {})",
+        service.host,
+        tun.name.as_deref().unwrap_or("(name chosen by the system)"),
+        addrs.join(","),
+        tun.mtu,
+        if tun.offload { "on" } else { "off" },
+        nodes.join(", or "),
+        service.chain.name,
+    )
+}
+
+fn node(node: &Node) -> String {
+    let dialer = match &node.dialer {
+        DialerKind::Tcp => "tcp".to_owned(),
+        DialerKind::Tls(_) => "tls".to_owned(),
+        DialerKind::Ws { path, .. } => format!("ws {path}"),
+        DialerKind::Wss { path, .. } => format!("wss {path}"),
+    };
+    let id = node.connector.router_id.map_or_else(String::new, |id| format!(", router.id {id}"));
+    let user = node.connector.auth.as_ref().map_or_else(String::new, |c| format!(", user {}", c.username));
+    format!("{} over {dialer}{id}{user}", node.addr)
+}
+
+fn listener(kind: &ListenerKind) -> String {
+    match kind {
+        ListenerKind::Tcp => "tcp".to_owned(),
+        ListenerKind::Tls(tls) => format!("tls ({})", certificate(tls)),
+        ListenerKind::Ws { path } => format!("ws {path}"),
+        ListenerKind::Wss { path, tls } => format!("wss {path} ({})", certificate(tls)),
+    }
+}
+
+fn certificate(tls: &TlsServerSettings) -> String {
+    let cert = tls
+        .cert_file
+        .as_ref()
+        .map_or_else(|| "self-signed certificate".to_owned(), |c| format!("certificate {}", c.display()));
+    match &tls.ca_file {
+        Some(ca) => format!("{cert}, client certificates signed by {}", ca.display()),
+        None => cert,
+    }
+}
+
+/// `4 routes`, `2 routes + file /x, reload 30s`, or `plugin URL`.
+fn entries(inline: usize, what: &str, sources: &Sources, plugin: Option<&PluginConfig>) -> String {
+    if let Some(plugin) = plugin {
+        return format!("plugin {}", plugin.addr);
+    }
+    let mut text = format!("{inline} {what}{}", plural(inline));
+    let mut from = Vec::new();
+    if let Some(file) = &sources.file {
+        from.push(format!("file {}", file.path.display()));
+    }
+    if let Some(redis) = &sources.redis {
+        from.push(format!("redis {} key {}", redis.addr, redis.key));
+    }
+    if let Some(http) = &sources.http {
+        from.push(format!("http {}", http.url));
+    }
+    if !from.is_empty() {
+        text.push_str(&format!(" + {}", from.join(", ")));
+        if let Some(reload) = sources.reload {
+            text.push_str(&format!(", reload every {reload:?}"));
+        }
+    }
+    text
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+impl Display for ListenAddr {
+    /// `:8443` (every address), `127.0.0.1:8443` or `[::1]:8443`.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            None => write!(f, ":{}", self.port),
+            Some(ip) if ip.is_ipv6() => write!(f, "[{ip}]:{}", self.port),
+            Some(ip) => write!(f, "{ip}:{}", self.port),
+        }
+    }
+}
