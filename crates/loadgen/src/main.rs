@@ -17,6 +17,15 @@
 //!   server's queue for it fills up: compare the pairs' throughput.
 //! * `idle`: opens many connections, completes their handshakes and holds
 //!   them; reports the server's RSS growth per connection.
+//! * `churn`: while an honest pair exchanges timestamped packets (and a
+//!   fresh honest handshake is timed every 250 ms) in one namespace, many
+//!   hosts register at once in another namespace, hold, then all close at
+//!   once; reports the pair's latency percentiles and losses, the slowest
+//!   honest handshake, and how long the server took to release every
+//!   connection (its open file descriptors back to the baseline).
+//! * `memory`: hosts registered by connections that never read are fed the
+//!   largest packets for a while; reports the server's RSS before, at its
+//!   peak and some seconds after everything closed.
 //!
 //! Output: human-readable lines on stderr, and one machine-readable line on
 //! stdout starting with `RESULT` (`key=value` pairs) for the bench script.
@@ -31,7 +40,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use rgost_relay::{Addr, DecodeError, Host, Request, Response, Status, frame};
+use rgost_relay::{Addr, DecodeError, Host, Request, Response, Status, TunnelId, frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
@@ -67,6 +76,10 @@ enum Mode {
     Flow(FlowArgs),
     /// Open many idle connections; report the server's RSS per connection.
     Idle(IdleArgs),
+    /// Many hosts register and close at once while an honest pair measures latency.
+    Churn(ChurnArgs),
+    /// Receivers that never read are fed the largest packets; RSS before, peak, after.
+    Memory(MemoryArgs),
 }
 
 /// What the extra client (host `h{clients}`) does, if there is one.
@@ -140,11 +153,55 @@ struct IdleArgs {
     settle: f64,
 }
 
+#[derive(clap::Args)]
+struct ChurnArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Hosts that register at once (in a namespace of their own), then close at once.
+    #[arg(long, default_value_t = 10_000)]
+    hosts: usize,
+    /// Handshakes in flight at once while they register.
+    #[arg(long, default_value_t = 2_000)]
+    concurrency: usize,
+    /// Seconds the hosts stay registered.
+    #[arg(long, default_value_t = 2.0)]
+    hold: f64,
+    /// Packets per second the honest pair sends (each way counted once).
+    #[arg(long, default_value_t = 500)]
+    rate: u64,
+    /// Bound on waiting for the server to release every connection.
+    #[arg(long, default_value_t = 30.0)]
+    release_timeout: f64,
+}
+
+#[derive(clap::Args)]
+struct MemoryArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Receiving hosts.
+    #[arg(long, default_value_t = 1)]
+    hosts: usize,
+    /// Connections registering each receiving host; none of them reads.
+    #[arg(long, default_value_t = 50)]
+    conns_per_host: usize,
+    /// IP packet length (at most 65535).
+    #[arg(long, default_value_t = 65_535)]
+    packet: usize,
+    /// Seconds of feeding.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Seconds after everything closed before the last RSS reading.
+    #[arg(long, default_value_t = 10.0)]
+    after: f64,
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let common = match &cli.mode {
         Mode::Flow(a) => &a.common,
         Mode::Idle(a) => &a.common,
+        Mode::Churn(a) => &a.common,
+        Mode::Memory(a) => &a.common,
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = common.threads.unwrap_or((cpus / 2).max(1));
@@ -153,6 +210,8 @@ fn main() -> Result<()> {
         match cli.mode {
             Mode::Flow(args) => flow(args).await,
             Mode::Idle(args) => idle(args).await,
+            Mode::Churn(args) => churn(args).await,
+            Mode::Memory(args) => memory(args).await,
         }
     });
     // Do not wait for tasks blocked on sockets (the stalled client's peers).
@@ -201,6 +260,12 @@ fn udp_packet(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: usize
 /// Connects client `i` and registers it as host `h{i}`; returns the stream
 /// and any bytes that arrived after the response.
 async fn connect(common: &Common, i: usize) -> Result<Client> {
+    connect_as(common, i, &format!("h{i}"), None).await
+}
+
+/// Connects client `i` (its source address) and registers it as `host` in
+/// namespace `router_id` (the zero id when `None`).
+async fn connect_as(common: &Common, i: usize, host: &str, router_id: Option<TunnelId>) -> Result<Client> {
     let work = async {
         let socket = if common.server.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         if common.spread_sources && common.server.ip().is_loopback() && common.server.is_ipv4() {
@@ -210,27 +275,27 @@ async fn connect(common: &Common, i: usize) -> Result<Client> {
         stream.set_nodelay(true)?;
         let src = Addr { host: Host::Ipv4(Ipv4Addr::from(client_addr(i))), port: 0 };
         let mut out = Vec::new();
-        Request::associate(None, src, format!("h{i}").as_bytes(), None).encode(&mut out);
+        Request::associate(None, src, host.as_bytes(), router_id).encode(&mut out);
         stream.write_all(&out).await?;
         let mut buf = Vec::with_capacity(256);
         loop {
             match Response::decode(&buf) {
                 Ok((response, used)) => {
                     if response.status != Status::Ok {
-                        bail!("the server refused host h{i}: {:?}", response.status);
+                        bail!("the server refused host {host}: {:?}", response.status);
                     }
                     return Ok((stream, buf.split_off(used)));
                 }
                 Err(DecodeError::Incomplete(_)) => {
                     if stream.read_buf(&mut buf).await? == 0 {
-                        bail!("the server closed the connection of h{i} during the handshake");
+                        bail!("the server closed the connection of {host} during the handshake");
                     }
                 }
-                Err(e) => bail!("bad response for h{i}: {e}"),
+                Err(e) => bail!("bad response for {host}: {e}"),
             }
         }
     };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, work).await.with_context(|| format!("handshake of h{i} timed out"))?
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, work).await.with_context(|| format!("handshake of {host} timed out"))?
 }
 
 /// A registered client: its stream and the bytes read past the handshake.
@@ -541,5 +606,263 @@ async fn idle(args: IdleArgs) -> Result<()> {
         conns.len()
     );
     drop(conns);
+    Ok(())
+}
+
+/// Open file descriptors of a process (its sockets among them).
+fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// Percentile `p` (0..=100) of sorted `values`.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// The honest pair's probe traffic: h0 sends `rate` timestamped packets per
+/// second to h1, which records each one's delay. Runs until `stop`.
+struct Probe {
+    sent: AtomicU64,
+    delays_us: std::sync::Mutex<Vec<f64>>,
+}
+
+async fn probe_sender(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    rate: u64,
+    t0: Instant,
+    probe: Arc<Probe>,
+    stop: tokio_util_stop::Stop,
+) {
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut seq = 0u64;
+    while !stop.is_set() {
+        tick.tick().await;
+        let mut packet = udp_packet(client_addr(0), client_addr(1), 7, 7, 16);
+        let at = t0.elapsed().as_nanos() as u64;
+        packet[28..36].copy_from_slice(&seq.to_be_bytes());
+        packet[36..44].copy_from_slice(&at.to_be_bytes());
+        let mut out = Vec::with_capacity(packet.len() + 2);
+        frame::encode(&packet, &mut out);
+        if writer.write_all(&out).await.is_err() {
+            return;
+        }
+        seq += 1;
+        probe.sent.store(seq, Ordering::Relaxed);
+    }
+}
+
+async fn probe_receiver(mut reader: tokio::net::tcp::OwnedReadHalf, initial: Vec<u8>, t0: Instant, probe: Arc<Probe>) {
+    let mut buf = initial;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let mut pos = 0;
+        while let Some((packet, _)) = buf.get(pos..).and_then(frame::split) {
+            if let Some(at) = packet.get(36..44).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                let delay = t0.elapsed().as_nanos() as u64 - u64::from_be_bytes(at);
+                if let Ok(mut d) = probe.delays_us.lock() {
+                    d.push(delay as f64 / 1000.0);
+                }
+            }
+            pos += packet.len() + frame::HEADER_LEN;
+        }
+        buf.drain(..pos);
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A flag tasks poll to stop.
+mod tokio_util_stop {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[derive(Clone, Default)]
+    pub(crate) struct Stop(Arc<AtomicBool>);
+
+    impl Stop {
+        pub(crate) fn set(&self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+
+        pub(crate) fn is_set(&self) -> bool {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+}
+
+/// Times a fresh honest handshake every 250 ms until `stop`; returns the slowest (s) and the failures.
+async fn handshake_prober(common: Arc<Common>, first: usize, stop: tokio_util_stop::Stop) -> (f64, u64, u64) {
+    let (mut slowest, mut count, mut failed) = (0.0f64, 0u64, 0u64);
+    let mut k = 0;
+    while !stop.is_set() {
+        let t = Instant::now();
+        match connect_as(&common, first + k, &format!("probe{k}"), None).await {
+            Ok(conn) => {
+                slowest = slowest.max(t.elapsed().as_secs_f64());
+                drop(conn);
+            }
+            Err(e) => {
+                eprintln!("loadgen: honest handshake failed: {e:#}");
+                failed += 1;
+                slowest = slowest.max(t.elapsed().as_secs_f64());
+            }
+        }
+        count += 1;
+        k += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    (slowest, count, failed)
+}
+
+async fn churn(args: ChurnArgs) -> Result<()> {
+    let Some(pid) = args.common.server_pid else { bail!("churn mode needs --server-pid") };
+    let common = Arc::new(args.common);
+    // Client indices: 0 and 1 the honest pair, then the churning hosts, then the handshake probes.
+    let pair = connect_many(&common, 0..2).await?;
+    let baseline_fds = open_fds(pid).context("read the server's open files")?;
+    let t0 = Instant::now();
+    let probe = Arc::new(Probe { sent: AtomicU64::new(0), delays_us: std::sync::Mutex::new(Vec::new()) });
+    let stop = tokio_util_stop::Stop::default();
+    let mut pair = pair.into_iter();
+    let (Some((s0, _)), Some((s1, initial1))) = (pair.next(), pair.next()) else { bail!("the honest pair did not connect") };
+    let (_r0, w0) = s0.into_split();
+    let (r1, _w1) = s1.into_split();
+    let sender = tokio::spawn(probe_sender(w0, args.rate, t0, Arc::clone(&probe), stop.clone()));
+    let receiver = tokio::spawn(probe_receiver(r1, initial1, t0, Arc::clone(&probe)));
+    let prober = tokio::spawn(handshake_prober(Arc::clone(&common), 2 + args.hosts, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Every churning host registers at once, in a namespace of its own.
+    let namespace = TunnelId::from_uuid(*b"rgost-loadgen-ns");
+    let opened = Instant::now();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let tasks: Vec<JoinHandle<Result<Client>>> = (0..args.hosts)
+        .map(|k| {
+            let (common, semaphore) = (Arc::clone(&common), Arc::clone(&semaphore));
+            tokio::spawn(async move {
+                let _permit = semaphore.acquire_owned().await?;
+                connect_as(&common, 2 + k, &format!("c{k}"), Some(namespace)).await
+            })
+        })
+        .collect();
+    let mut churners = Vec::with_capacity(args.hosts);
+    for task in tasks {
+        churners.push(task.await??);
+    }
+    let open_secs = opened.elapsed().as_secs_f64();
+    eprintln!("loadgen: churn: {} hosts registered in {open_secs:.2} s", churners.len());
+    tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
+
+    // ... and all close at once.
+    let closed = Instant::now();
+    drop(churners);
+    let mut release_secs = None;
+    while closed.elapsed().as_secs_f64() < args.release_timeout {
+        if open_fds(pid).is_some_and(|n| n <= baseline_fds + 2) {
+            release_secs = Some(closed.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.set();
+    let _ = sender.await;
+    let (slowest_handshake, handshakes, failed_handshakes) = prober.await.unwrap_or((f64::NAN, 0, 0));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    receiver.abort();
+    let sent = probe.sent.load(Ordering::Relaxed);
+    let mut delays = probe.delays_us.lock().map(|d| d.clone()).unwrap_or_default();
+    delays.sort_by(f64::total_cmp);
+    let lost = sent.saturating_sub(delays.len() as u64);
+    let (p50, p99, max) = (percentile(&delays, 50.0), percentile(&delays, 99.0), percentile(&delays, 100.0));
+    let release = release_secs.map_or_else(|| "NA".to_owned(), |s| format!("{s:.2}"));
+    eprintln!(
+        "loadgen: churn {} hosts: opened in {open_secs:.2} s, all released {release} s after closing; honest pair: \
+         {sent} packets, {lost} lost, delay p50 {:.2} ms p99 {:.2} ms max {:.2} ms; {handshakes} honest handshakes, \
+         slowest {slowest_handshake:.3} s, {failed_handshakes} failed",
+        args.hosts,
+        p50 / 1000.0,
+        p99 / 1000.0,
+        max / 1000.0
+    );
+    println!(
+        "RESULT mode=churn hosts={} open_secs={open_secs:.2} release_secs={release} sent={sent} lost={lost} \
+         p50_ms={:.3} p99_ms={:.3} max_ms={:.3} handshakes={handshakes} slowest_handshake_s={slowest_handshake:.3} \
+         failed_handshakes={failed_handshakes}",
+        args.hosts,
+        p50 / 1000.0,
+        p99 / 1000.0,
+        max / 1000.0
+    );
+    Ok(())
+}
+
+async fn memory(args: MemoryArgs) -> Result<()> {
+    let Some(pid) = args.common.server_pid else { bail!("memory mode needs --server-pid") };
+    if !(28..=frame::MAX_PACKET_LEN).contains(&args.packet) {
+        bail!("--packet must be 28..=65535");
+    }
+    let common = Arc::new(args.common);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid).context("read the server's RSS")?;
+    // Client 0 sends; receiving host h{1+h} is registered by conns_per_host connections.
+    let sender = connect_many(&common, 0..1).await?;
+    let mut receivers = Vec::new();
+    for h in 0..args.hosts {
+        for k in 0..args.conns_per_host {
+            let i = 1 + h;
+            receivers.push(connect_as(&common, 1 + args.hosts + h * args.conns_per_host + k, &format!("h{i}"), None).await?);
+        }
+    }
+    // One write holds a packet to every receiving host.
+    let mut batch = Vec::new();
+    for h in 0..args.hosts {
+        frame::encode(&udp_packet(client_addr(0), client_addr(1 + h), 9, 9, args.packet - 28), &mut batch);
+    }
+    let batch = Arc::new(batch);
+    let mut peak = before;
+    let Some((stream, _)) = sender.into_iter().next() else { bail!("the sender did not connect") };
+    let (_reader, mut writer) = stream.into_split();
+    let feeder = tokio::spawn(async move {
+        let mut written = 0u64;
+        while writer.write_all(&batch).await.is_ok() {
+            written += batch.len() as u64;
+        }
+        written
+    });
+    let fed = Instant::now();
+    while fed.elapsed().as_secs_f64() < args.secs {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(rss_kib(pid).unwrap_or(0));
+    }
+    feeder.abort();
+    let written = feeder.await.unwrap_or(0);
+    drop(receivers);
+    tokio::time::sleep(Duration::from_secs_f64(args.after)).await;
+    let after = rss_kib(pid).context("read the server's RSS")?;
+    let growth = after as f64 / before.max(1) as f64;
+    eprintln!(
+        "loadgen: memory {} hosts x {} connections that never read, {}-byte packets for {:.0} s ({:.0} MB written): \
+         server RSS {before} KiB before, {peak} KiB at the peak, {after} KiB {:.0} s after closing ({:.2}x)",
+        args.hosts,
+        args.conns_per_host,
+        args.packet,
+        args.secs,
+        written as f64 / 1e6,
+        args.after,
+        growth
+    );
+    println!(
+        "RESULT mode=memory hosts={} conns_per_host={} packet={} rss_before_kib={before} rss_peak_kib={peak} \
+         rss_after_kib={after} after_over_before={growth:.3}",
+        args.hosts, args.conns_per_host, args.packet
+    );
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rgost_config::{AutherConfig, Config, IngressConfig, RouterConfig, RouterService};
+use rgost_config::{AutherConfig, Config, IngressConfig, RouterConfig, RouterService, defaults};
 use rgost_relay::TunnelId;
 use rgost_routing::{Ingress, Route, RouteTable};
 use rgost_sources::{AuthPlugin, Entry, IngressPlugin, PluginError, Reloader, RouterPlugin};
@@ -24,9 +24,6 @@ use crate::auth::{AuthResolver, Auther};
 use crate::ingress::{IngressResolver, IngressSource};
 use crate::router::{RouteResolver, Router};
 
-/// How long plugin route answers are reused when `router.cache` is off: the
-/// packet path never waits on HTTP, so rgost always caches, briefly.
-const DEFAULT_PLUGIN_TTL: Duration = Duration::from_secs(1);
 
 /// Why a service's settings could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +51,9 @@ pub async fn settings(
     shutdown: &CancellationToken,
 ) -> Result<Settings, BuildError> {
     let mut settings = Settings::from_config(name, service, config);
-    let ttl = if service.route_cache_ttl.is_zero() { DEFAULT_PLUGIN_TTL } else { service.route_cache_ttl };
+    // With `router.cache` off the packet path still never waits on HTTP:
+    // rgost then caches answers briefly.
+    let ttl = if service.route_cache_ttl.is_zero() { defaults::ROUTE_CACHE_TTL } else { service.route_cache_ttl };
     for router in &config.routers {
         if let Some(built) = build_router(router, ttl, shutdown).await? {
             settings.routers.insert(router.name.clone(), built);

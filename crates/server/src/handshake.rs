@@ -22,11 +22,6 @@ pub enum ReadError {
     Io(#[from] std::io::Error),
 }
 
-/// The largest request accepted by default. The largest request a client can
-/// mean (UserAuth with 255-byte fields, two 255-byte domain Addrs, Network,
-/// Tunnel) is about 1.1 KB.
-pub const DEFAULT_MAX_REQUEST: usize = 2048;
-
 /// Reads one request into `buf`. Returns it and the number of bytes it used;
 /// bytes after it (the first frames) stay in `buf`. A request longer than
 /// `max_len` is refused as soon as its header says so; the caller bounds the time.

@@ -35,14 +35,6 @@ pub use queue::QueueLimits;
 pub use router::Router;
 pub use stats::{DropReason, Stats};
 
-/// Bytes queued per connection before further packets to it are dropped:
-/// about a millisecond at 10 Gbit/s, which a reading client drains at once.
-pub const DEFAULT_QUEUE_BYTES: usize = 1 << 20;
-/// Bytes queued for one host across its connections.
-pub const DEFAULT_HOST_QUEUE_BYTES: usize = 4 << 20;
-/// Bytes queued in the whole service.
-pub const DEFAULT_SERVER_QUEUE_BYTES: usize = 256 << 20;
-
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -135,9 +127,9 @@ impl Settings {
         });
         Settings {
             read_timeout: service.read_timeout,
-            queue: QueueLimits { packets: service.limits.queue_packets, bytes: DEFAULT_QUEUE_BYTES },
-            host_queue_bytes: DEFAULT_HOST_QUEUE_BYTES,
-            server_queue_bytes: DEFAULT_SERVER_QUEUE_BYTES,
+            queue: QueueLimits { packets: service.limits.queue_packets, bytes: service.limits.queue_bytes },
+            host_queue_bytes: service.limits.host_queue_bytes,
+            server_queue_bytes: service.limits.server_queue_bytes,
             routers,
             default_router: service.default_router.clone(),
             auther,

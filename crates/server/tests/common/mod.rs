@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rgost_config::{ListenAddr, ListenerKind};
+use rgost_config::{ListenAddr, ListenerKind, defaults};
 use rgost_relay::{Addr, DecodeError, Request, Response, Status, TunnelId, frame};
 use rgost_routing::{Route, RouteTable};
 use rgost_server::{Router, Server, Settings};
@@ -39,9 +39,9 @@ pub fn seed_table() -> RouteTable {
 pub fn settings() -> Settings {
     Settings {
         read_timeout: Duration::from_millis(500),
-        queue: rgost_server::QueueLimits { packets: 64, bytes: rgost_server::DEFAULT_QUEUE_BYTES },
-        host_queue_bytes: rgost_server::DEFAULT_HOST_QUEUE_BYTES,
-        server_queue_bytes: rgost_server::DEFAULT_SERVER_QUEUE_BYTES,
+        queue: rgost_server::QueueLimits { packets: 64, bytes: defaults::QUEUE_BYTES },
+        host_queue_bytes: defaults::HOST_QUEUE_BYTES,
+        server_queue_bytes: defaults::SERVER_QUEUE_BYTES,
         routers: HashMap::from([("router-0".to_owned(), Arc::new(Router::table(seed_table())))]),
         default_router: Some("router-0".to_owned()),
         auther: None,
