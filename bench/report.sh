@@ -191,7 +191,7 @@ write_report() {
     echo "- date: $DATE"
     echo "- command: \`$CMDLINE\` (as root)"
     echo "- machine: $NPROC CPUs ($CPU_MODEL), $MEM RAM, Linux $KERNEL"
-    echo "- software: rgost $GIT_REV (release build), $OVPN_VERSION, $IPERF_VERSION"
+    echo "- software: rgost $GIT_REV (profiling build: release code with line tables), $OVPN_VERSION, $IPERF_VERSION"
     echo "- busyness before the run: $BUSY_BEFORE; busiest processes: $TOP_BEFORE"
     echo "- wake-up cost: $WAKE_COST"
     for b in "${BUSY_REPS[@]}"; do echo "- busyness before $b"; done
