@@ -41,7 +41,7 @@ pub const DEFAULT_QUEUE_PACKETS: usize = 256;
 #[non_exhaustive]
 pub enum ServerError {
     /// Binding the listen address failed.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: String,
