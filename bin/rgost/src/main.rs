@@ -92,9 +92,9 @@ fn init_logging(cli: &Cli) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         // Colour codes only for a terminal: in the journal or a file they are noise.
-        LogFormat::Text => {
-            builder.with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()).init()
-        }
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
+            .init(),
         LogFormat::Json => builder.json().init(),
     }
 }
