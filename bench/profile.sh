@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Where the CPU goes on the rgost path under one saturating TCP stream: perf
 # samples of the router server and of both TUN clients while iperf3 runs
-# h1 -> h2 through the tunnel. Run as root after `cargo build --release -p rgost`.
+# h1 -> h2 through the tunnel. Run as root; builds the `profiling` profile (release
+# code with line tables, so perf resolves symbols) first.
 # Namespaces and processes are removed on exit; traffic stays inside them.
 #
 #     bash bench/profile.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/rgost
-[ -x "$bin" ] || { echo "build first: cargo build --release -p rgost" >&2; exit 1; }
+cargo build --profile profiling -q -p rgost
+bin=${CARGO_TARGET_DIR:-$PWD/target}/profiling/rgost
+[ -x "$bin" ] || { echo "the build produced no $bin" >&2; exit 1; }
 command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
 command -v iperf3 >/dev/null || apt-get install -y -qq iperf3 >/dev/null
 

@@ -183,6 +183,30 @@ lookup_targets() {
     if [ "$(check "${v4:-NA}" le 200)" = yes ] && [ "$(check "${v6:-NA}" le 200)" = yes ]; then LOOKUP_MET=yes; else LOOKUP_MET="**NO**"; fi
 }
 
+# What a smoke run checked, without numbers: each part that ran, and whether
+# everything passed traffic.
+smoke_summary() {
+    local names
+    echo
+    if [ ${#FAILURES[@]} -gt 0 ]; then
+        echo "Smoke run: ${#FAILURES[@]} failure(s); the report (numbers mean nothing) is kept."
+        return 0
+    fi
+    echo "Smoke run (measures nothing): every benchmark path passed traffic."
+    if [ "$DO_TUNNEL" = 1 ]; then
+        echo "- tunnel paths: $(IFS=,; echo "${PATH_LIST[*]}" | sed 's/,/, /g') (ping, TCP 1 and 4 streams, UDP, ping under load)"
+        echo "- idle round trip by machine state (bench/rtt-floor.sh)"
+    fi
+    if [ "$DO_LOADGEN" = 1 ]; then
+        names=$(cut -f1 "$LGRESULTS" | uniq | paste -sd, - | sed 's/,/, /g')
+        echo "- loopback load generator: ${names:-none}"
+    fi
+    if [ "$DO_LOOKUP" = 1 ]; then
+        if [ -n "${SMOKE_LOOKUP:-}" ]; then echo "- route lookup micro-benchmark"; else echo "- route lookup micro-benchmark: not run in smoke mode"; fi
+    fi
+    echo
+}
+
 write_report() {
     lookup_targets
     echo "# rgost benchmarks"
@@ -191,7 +215,7 @@ write_report() {
     echo "- date: $DATE"
     echo "- command: \`$CMDLINE\` (as root)"
     echo "- machine: $NPROC CPUs ($CPU_MODEL), $MEM RAM, Linux $KERNEL"
-    echo "- software: rgost $GIT_REV (release build), $OVPN_VERSION, $IPERF_VERSION"
+    echo "- software: rgost $GIT_REV (profiling build: release code with line tables), $OVPN_VERSION, $IPERF_VERSION"
     echo "- busyness before the run: $BUSY_BEFORE; busiest processes: $TOP_BEFORE"
     echo "- wake-up cost: $WAKE_COST"
     for b in "${BUSY_REPS[@]}"; do echo "- busyness before $b"; done

@@ -8,16 +8,18 @@
 #             packet arrives; the spinners yield to any other work.
 # If `one-cpu` stays near `placed` and `busy` falls, the round trip pays for
 # CPUs coming back from idle (on a VM: a halted vCPU, which the host may have
-# given to others meanwhile), not for wake-ups that cross CPUs. Run as root after
-# `cargo build --release -p rgost`. Namespaces, processes and spinners are
+# given to others meanwhile), not for wake-ups that cross CPUs. Run as root; it
+# builds the `profiling` profile (RGOST_BIN=PATH runs another build instead).
+# Namespaces, processes and spinners are
 # removed on exit; traffic stays inside the namespaces; every loop is bounded.
 #
 #     bash bench/rtt-floor.sh [PINGS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-200}
-bin=${RGOST_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/rgost}
-[ -x "$bin" ] || { echo "build first: cargo build --release -p rgost" >&2; exit 1; }
+[ -n "${RGOST_BIN:-}" ] || cargo build --profile profiling -q -p rgost
+bin=${RGOST_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/profiling/rgost}
+[ -x "$bin" ] || { echo "no rgost binary at $bin" >&2; exit 1; }
 cpus=$(nproc)
 
 source scripts/three-namespaces.sh

@@ -1,6 +1,8 @@
 //! `rgost`: GOST v3's routing tunnel. Accepts GOST's `-L`, `-F`, `-C` and `-D`.
 #![forbid(unsafe_code)]
 
+use std::fmt;
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,9 +15,25 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+/// How to run it, shown under `--help`.
+const AFTER_HELP: &str = "\
+Router server (routes from a GOST config file; port 8443 needs no privilege):
+  rgost -C /etc/rgost/server.yaml
+  rgost -L router://:8443
+TUN client host-1, tunnel address 192.168.123.1, server at SERVER:8443:
+  rgost -L 'tun:///host-1?net=192.168.123.1/24' -F router://SERVER:8443
+  rgost -C /etc/rgost/host-1.yaml
+
+A TUN client needs root or the CAP_NET_ADMIN capability; a server on a port
+below 1024 needs root or CAP_NET_BIND_SERVICE. Logs go to stderr: -D for debug,
+RUST_LOG for finer filters (e.g. RUST_LOG=rgost_server=debug).
+
+Install, systemd units (rgost.service, rgost@HOST.service), logs and reload:
+see README.md (installed by the .deb in /usr/share/doc/rgost/).";
+
 /// A GOST v3 compatible routing tunnel: router server and TUN client.
 #[derive(Debug, Parser)]
-#[command(name = "rgost", version, about, long_about = None)]
+#[command(name = "rgost", version, about, long_about = None, after_help = AFTER_HELP)]
 struct Cli {
     /// A service, as a GOST URL (e.g. "tun:///host-1?net=192.168.123.1/24"). Repeatable.
     #[arg(short = 'L', value_name = "URL")]
@@ -34,13 +52,23 @@ struct Cli {
     /// TUN device and opens no socket.
     #[arg(long)]
     check: bool,
+    /// Log format: text for people, json (one object per line) for log shippers.
+    #[arg(long, value_enum, value_name = "FORMAT", env = "RGOST_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines; coloured only when stderr is a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if cli.debug { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    init_logging(&cli);
 
     let result = rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)
         .map_err(anyhow::Error::from)
@@ -59,8 +87,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("rgost: error: {e:#}");
+            // Said once, through the log, so it reaches the journal or a log
+            // shipper in the same format as everything else.
+            tracing::error!("{}", Report(&e));
             ExitCode::FAILURE
         }
     }
@@ -84,6 +113,52 @@ fn check(loaded: &Loaded) {
     }
     for line in loaded.config.summary() {
         println!("{line}");
+    }
+}
+
+/// Logs to stderr at the level of -D, unless RUST_LOG says otherwise.
+fn init_logging(cli: &Cli) {
+    let default_level = if cli.debug { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        // Colour codes only for a terminal: in the journal or a file they are noise.
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
+            .init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// An error and its causes, each said once: "what failed: why: root cause".
+///
+/// Some error types (a few of ours, some of our dependencies') put their
+/// source's text into their own message and also return it from `source()`;
+/// walking the chain then says the cause twice or more. A level whose text
+/// ends with ": <the next level's text>" has that tail cut, and a level whose
+/// text is just the next level's is skipped.
+struct Report<'a>(&'a anyhow::Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let texts: Vec<String> = self.0.chain().map(ToString::to_string).collect();
+        let mut first = true;
+        for (i, text) in texts.iter().enumerate() {
+            let own = match texts.get(i + 1) {
+                Some(next) if text == next => continue,
+                Some(next) => text.strip_suffix(next.as_str()).and_then(|t| t.strip_suffix(": ")).unwrap_or(text),
+                None => text,
+            };
+            if own.is_empty() {
+                continue;
+            }
+            if !first {
+                f.write_str(": ")?;
+            }
+            f.write_str(own)?;
+            first = false;
+        }
+        Ok(())
     }
 }
 
@@ -118,9 +193,7 @@ async fn run(Loaded { config, warnings }: Loaded) -> anyhow::Result<()> {
                 routers.push((Server::new(settings), listener));
             }
             ServiceKind::Tun(tun) => {
-                let client = Client::start(tun.clone())
-                    .await
-                    .with_context(|| format!("service {}: cannot set up the TUN device", service.name))?;
+                let client = Client::start(tun.clone()).await.with_context(|| format!("service {}", service.name))?;
                 clients.push(client);
             }
         }
@@ -157,7 +230,7 @@ async fn run(Loaded { config, warnings }: Loaded) -> anyhow::Result<()> {
     while let Some(done) = tasks.join_next().await {
         match done {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("{e:#}"),
+            Ok(Err(e)) => tracing::error!("{}", Report(&e)),
             Err(e) => tracing::error!("a service crashed: {e}"),
         }
     }
@@ -174,4 +247,59 @@ async fn shutdown_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that, like some dependencies' errors, says its source's text
+    /// and also returns it from `source()`.
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl fmt::Display for Repeats {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "cannot read TUN device tun0: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    /// Says only the source's text, and returns it from `source()`.
+    #[derive(Debug)]
+    struct SameText(Repeats);
+
+    impl fmt::Display for SameText {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+
+    impl std::error::Error for SameText {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(5);
+        let e = anyhow::Error::new(SameText(Repeats(io))).context("service host-1");
+        let text = Report(&e).to_string();
+        assert_eq!(
+            text,
+            format!("service host-1: cannot read TUN device tun0: {}", std::io::Error::from_raw_os_error(5))
+        );
+    }
+
+    #[test]
+    fn a_chain_without_repetition_is_kept_whole() {
+        let e = anyhow::anyhow!("root cause").context("middle").context("top");
+        assert_eq!(Report(&e).to_string(), "top: middle: root cause");
+    }
 }

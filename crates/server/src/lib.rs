@@ -40,7 +40,7 @@ pub use stats::{DropReason, Stats};
 #[non_exhaustive]
 pub enum ServerError {
     /// Binding the listen address failed.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: String,

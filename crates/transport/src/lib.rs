@@ -58,8 +58,17 @@ pub enum TransportError {
         /// Why it failed.
         reason: String,
     },
-    /// Binding failed.
-    #[error("cannot listen: {0}")]
+    /// Creating, binding or listening on the socket failed.
+    // Only this level's part: the OS error is `source()`, printed once by
+    // whoever reports the chain.
+    #[error(
+        "cannot open the listening socket{}",
+        if .0.kind() == io::ErrorKind::PermissionDenied {
+            " (ports below 1024 need root or the CAP_NET_BIND_SERVICE capability)"
+        } else {
+            ""
+        }
+    )]
     Bind(#[source] io::Error),
 }
 

@@ -86,10 +86,12 @@ impl fmt::Display for TunRoute {
 #[non_exhaustive]
 pub enum TunError {
     /// Creating or opening the device failed (no /dev/net/tun, no CAP_NET_ADMIN, bad name).
-    #[error("cannot create TUN device: {0}")]
+    // Each level's text says only its own part: the cause is `source()`, and
+    // a reporter walking the chain prints it once.
+    #[error("cannot create TUN device{}", create_hint(.0))]
     Create(#[source] std::io::Error),
     /// A netlink request failed.
-    #[error("netlink: {what}: {source}")]
+    #[error("netlink: {what}{}", if is_permission_denied(source) { CAP_NET_ADMIN_HINT } else { "" })]
     Netlink {
         /// What was being done, e.g. "add address 10.0.0.1/24 to tun0".
         what: String,
@@ -110,14 +112,40 @@ pub enum TunError {
         reason: String,
     },
     /// Opening the netlink socket failed.
-    #[error("cannot open netlink socket: {0}")]
+    #[error("cannot open netlink socket")]
     NetlinkSocket(#[source] std::io::Error),
     /// The device was still present after it should have been deleted.
     #[error("TUN device {0} still present after close")]
     NotRemoved(String),
 }
 
+/// What a person can do when the kernel refuses: said where the refusal is reported.
+const CAP_NET_ADMIN_HINT: &str = " (TUN devices need root or the CAP_NET_ADMIN capability)";
+
+/// The hint for a failed device creation, from the OS error: EPERM is the
+/// kernel refusing TUNSETIFF (no CAP_NET_ADMIN), EACCES the mode of
+/// /dev/net/tun refusing the open (0600 in some containers).
+fn create_hint(err: &std::io::Error) -> &'static str {
+    match err.kind() {
+        std::io::ErrorKind::PermissionDenied if err.raw_os_error() == Some(EACCES) => {
+            " (TUN devices need root, or CAP_NET_ADMIN and read-write access to /dev/net/tun)"
+        }
+        std::io::ErrorKind::PermissionDenied => CAP_NET_ADMIN_HINT,
+        std::io::ErrorKind::NotFound => {
+            " (/dev/net/tun is missing: load the tun kernel module, or pass the device into the container)"
+        }
+        _ => "",
+    }
+}
+
+/// Whether the kernel refused a netlink request for lack of privilege (EPERM, EACCES).
+fn is_permission_denied(err: &rtnetlink::Error) -> bool {
+    matches!(netlink_errno(err), Some(EPERM | EACCES))
+}
+
 /// Netlink error numbers we treat specially (positive errno values).
+const EPERM: i32 = 1;
+const EACCES: i32 = 13;
 const EEXIST: i32 = 17;
 const ENODEV: i32 = 19;
 const ESRCH: i32 = 3;
@@ -201,7 +229,8 @@ impl Tun {
         if let Err(err) = tun.configure(config, &routes).await {
             tracing::debug!(name = %tun.name, error = %err, "TUN setup failed; rolling back");
             if let Err(cleanup) = tun.teardown().await {
-                tracing::warn!(name = %tun.name, error = %cleanup, "TUN rollback incomplete");
+                let cause = std::error::Error::source(&cleanup).map(ToString::to_string).unwrap_or_default();
+                tracing::warn!(name = %tun.name, error = %cleanup, %cause, "TUN rollback incomplete");
             }
             return Err(err);
         }
