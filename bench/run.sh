@@ -118,12 +118,14 @@ fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 # The `profiling` profile: release code generation plus line tables, so a
 # perf run on these binaries resolves symbols (the release profile ships none).
-log "building rgost and rgost-loadgen (profiling profile: release with line tables)"
-cargo build --profile profiling -q -p rgost -p rgost-loadgen
+# BENCH_PROFILE=release reuses a release build (CI's smoke, after the .deb).
+PROFILE=${BENCH_PROFILE:-profiling}
+log "building rgost and rgost-loadgen ($PROFILE profile)"
+cargo build --profile "$PROFILE" -q -p rgost -p rgost-loadgen
 # RGOST_BIN runs another build of rgost (e.g. to compare two commits).
-RGOST=${RGOST_BIN:-$TARGET/profiling/rgost}
-LOADGEN=$TARGET/profiling/rgost-loadgen
-if [ ! -x "$RGOST" ] || [ ! -x "$LOADGEN" ]; then echo "build produced no binaries in $TARGET/profiling" >&2; exit 1; fi
+RGOST=${RGOST_BIN:-$TARGET/$PROFILE/rgost}
+LOADGEN=$TARGET/$PROFILE/rgost-loadgen
+if [ ! -x "$RGOST" ] || [ ! -x "$LOADGEN" ]; then echo "build produced no binaries in $TARGET/$PROFILE" >&2; exit 1; fi
 
 # ---------------------------------------------------------------- state and cleanup
 TAG=rgb$$
@@ -602,6 +604,29 @@ run_loadgen() {
         done
     done
     stop_lg_server
+    # Churn (issue 10): many hosts register at once in one namespace, then
+    # all close at once, while an honest pair in another namespace measures
+    # its packets' delay and a fresh handshake is timed every 250 ms. Two
+    # repetitions, each on a fresh server.
+    local churn_hosts=10000 churn_reps=2
+    [ "$SMOKE" = 1 ] && churn_hosts=500 churn_reps=1
+    for r in $(seq "$churn_reps"); do
+        log "loadgen: churn, $churn_hosts hosts at once (rep $r)"
+        start_lg_server || return 0
+        loadgen "churn-$r" churn --hosts "$churn_hosts"
+        stop_lg_server
+    done
+    # Memory (issue 10): receivers that never read fed 64 KiB packets; the
+    # server's RSS before, at the peak, and 10 s after they closed.
+    local mem_secs=5 mem_after=10 mem_conns=50
+    [ "$SMOKE" = 1 ] && mem_secs=1 mem_after=1 mem_conns=5
+    for shape in "1 $mem_conns" "$mem_conns 1"; do
+        read -r hosts per_host <<<"$shape"
+        log "loadgen: memory, $hosts host(s) x $per_host connection(s) that never read"
+        start_lg_server || return 0
+        loadgen "memory-$hosts-$per_host" memory --hosts "$hosts" --conns-per-host "$per_host" --secs $mem_secs --after $mem_after
+        stop_lg_server
+    done
 }
 
 # ================================================================ 3. lookup

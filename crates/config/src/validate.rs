@@ -613,6 +613,10 @@ fn user_entry(origin: &str, path: &str, raw: &RawAuth) -> Result<UserEntry> {
         .ok_or_else(|| missing(origin, format!("{path}.username"), "credentials need a user name"))?;
     let hosts: Vec<String> =
         raw.hosts.iter().flatten().map(|h| h.trim()).filter(|h| !h.is_empty()).map(str::to_owned).collect();
+    for (k, host) in hosts.iter().enumerate() {
+        rgost_routing::HostRule::parse(host)
+            .map_err(|e| invalid(origin, format!("{path}.hosts[{k}]"), host.as_str(), e.to_string()))?;
+    }
     Ok(UserEntry {
         credentials: Credentials { username: username.to_owned(), password: raw.password.clone().unwrap_or_default() },
         hosts,

@@ -232,3 +232,19 @@ proptest! {
         let _ = load(None, &[l], &[f]);
     }
 }
+
+#[test]
+fn host_bindings_name_namespaces_and_typos_are_errors() {
+    let yaml = |hosts: &str| {
+        format!(
+            "services:\n- name: s\n  addr: :8443\n  handler:\n    type: router\n    auth: {{username: u, password: p, hosts: [{hosts}]}}\n  listener: {{type: tcp}}\n"
+        )
+    };
+    let ok = parse_str(
+        &yaml("h2@e87f56dd-fd57-4921-9ab8-a0847662daae, '*@e87f56dd-fd57-4921-9ab8-a0847662daae', h3"),
+        "t.yaml",
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    let err = parse_str(&yaml("h2@tenant-a"), "t.yaml").unwrap_err().to_string();
+    assert!(err.contains("hosts[0]") && err.contains("router id"), "{err}");
+}

@@ -627,7 +627,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// second to h1, which records each one's delay. Runs until `stop`.
 struct Probe {
     sent: AtomicU64,
-    delays_us: std::sync::Mutex<Vec<f64>>,
+    /// (sent at, in s since the start; delay in µs) of every packet received.
+    delays_us: std::sync::Mutex<Vec<(f64, f64)>>,
 }
 
 async fn probe_sender(
@@ -663,9 +664,10 @@ async fn probe_receiver(mut reader: tokio::net::tcp::OwnedReadHalf, initial: Vec
         let mut pos = 0;
         while let Some((packet, _)) = buf.get(pos..).and_then(frame::split) {
             if let Some(at) = packet.get(36..44).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-                let delay = t0.elapsed().as_nanos() as u64 - u64::from_be_bytes(at);
+                let at = u64::from_be_bytes(at);
+                let delay = (t0.elapsed().as_nanos() as u64).saturating_sub(at);
                 if let Ok(mut d) = probe.delays_us.lock() {
-                    d.push(delay as f64 / 1000.0);
+                    d.push((at as f64 / 1e9, delay as f64 / 1000.0));
                 }
             }
             pos += packet.len() + frame::HEADER_LEN;
@@ -731,12 +733,31 @@ async fn churn(args: ChurnArgs) -> Result<()> {
     let probe = Arc::new(Probe { sent: AtomicU64::new(0), delays_us: std::sync::Mutex::new(Vec::new()) });
     let stop = tokio_util_stop::Stop::default();
     let mut pair = pair.into_iter();
-    let (Some((s0, _)), Some((s1, initial1))) = (pair.next(), pair.next()) else { bail!("the honest pair did not connect") };
-    let (_r0, w0) = s0.into_split();
-    let (r1, _w1) = s1.into_split();
-    let sender = tokio::spawn(probe_sender(w0, args.rate, t0, Arc::clone(&probe), stop.clone()));
-    let receiver = tokio::spawn(probe_receiver(r1, initial1, t0, Arc::clone(&probe)));
-    let prober = tokio::spawn(handshake_prober(Arc::clone(&common), 2 + args.hosts, stop.clone()));
+    let (Some((s0, _)), Some((s1, initial1))) = (pair.next(), pair.next()) else {
+        bail!("the honest pair did not connect")
+    };
+    // The honest pair and the handshake prober run on a thread of their own,
+    // so the load generator's own burst of connections does not delay them:
+    // what is measured is the server.
+    let (s0, s1) = (s0.into_std()?, s1.into_std()?);
+    let honest = {
+        let (probe, stop, common) = (Arc::clone(&probe), stop.clone(), Arc::clone(&common));
+        let (rate, first_probe) = (args.rate, 2 + args.hosts);
+        std::thread::spawn(move || -> Result<(f64, u64, u64)> {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let (_r0, w0) = TcpStream::from_std(s0)?.into_split();
+                let (r1, _w1) = TcpStream::from_std(s1)?.into_split();
+                let sender = tokio::spawn(probe_sender(w0, rate, t0, Arc::clone(&probe), stop.clone()));
+                let receiver = tokio::spawn(probe_receiver(r1, initial1, t0, probe));
+                let prober = handshake_prober(common, first_probe, stop).await;
+                let _ = sender.await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                receiver.abort();
+                Ok(prober)
+            })
+        })
+    };
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Every churning host registers at once, in a namespace of its own.
@@ -757,11 +778,13 @@ async fn churn(args: ChurnArgs) -> Result<()> {
         churners.push(task.await??);
     }
     let open_secs = opened.elapsed().as_secs_f64();
+    let open_window = ((opened - t0).as_secs_f64(), (opened - t0).as_secs_f64() + open_secs);
     eprintln!("loadgen: churn: {} hosts registered in {open_secs:.2} s", churners.len());
     tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
 
     // ... and all close at once.
     let closed = Instant::now();
+    let close_at = (closed - t0).as_secs_f64();
     drop(churners);
     let mut release_secs = None;
     while closed.elapsed().as_secs_f64() < args.release_timeout {
@@ -773,12 +796,18 @@ async fn churn(args: ChurnArgs) -> Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.set();
-    let _ = sender.await;
-    let (slowest_handshake, handshakes, failed_handshakes) = prober.await.unwrap_or((f64::NAN, 0, 0));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    receiver.abort();
+    let (slowest_handshake, handshakes, failed_handshakes) = match honest.join() {
+        Ok(result) => result?,
+        Err(_) => bail!("the honest pair's thread panicked"),
+    };
     let sent = probe.sent.load(Ordering::Relaxed);
-    let mut delays = probe.delays_us.lock().map(|d| d.clone()).unwrap_or_default();
+    let samples = probe.delays_us.lock().map(|d| d.clone()).unwrap_or_default();
+    let worst_in = |from: f64, to: f64| {
+        samples.iter().filter(|(at, _)| (from..to).contains(at)).map(|(_, d)| *d / 1000.0).fold(0.0, f64::max)
+    };
+    let (worst_open, worst_close) =
+        (worst_in(open_window.0, open_window.1), worst_in(close_at, close_at + release_secs.unwrap_or(1.0) + 0.2));
+    let mut delays: Vec<f64> = samples.iter().map(|(_, d)| *d).collect();
     delays.sort_by(f64::total_cmp);
     let lost = sent.saturating_sub(delays.len() as u64);
     let (p50, p99, max) = (percentile(&delays, 50.0), percentile(&delays, 99.0), percentile(&delays, 100.0));
@@ -786,7 +815,8 @@ async fn churn(args: ChurnArgs) -> Result<()> {
     eprintln!(
         "loadgen: churn {} hosts: opened in {open_secs:.2} s, all released {release} s after closing; honest pair: \
          {sent} packets, {lost} lost, delay p50 {:.2} ms p99 {:.2} ms max {:.2} ms; {handshakes} honest handshakes, \
-         slowest {slowest_handshake:.3} s, {failed_handshakes} failed",
+         slowest {slowest_handshake:.3} s, {failed_handshakes} failed; worst delay while registering \
+         {worst_open:.2} ms, while releasing {worst_close:.2} ms",
         args.hosts,
         p50 / 1000.0,
         p99 / 1000.0,
@@ -795,7 +825,7 @@ async fn churn(args: ChurnArgs) -> Result<()> {
     println!(
         "RESULT mode=churn hosts={} open_secs={open_secs:.2} release_secs={release} sent={sent} lost={lost} \
          p50_ms={:.3} p99_ms={:.3} max_ms={:.3} handshakes={handshakes} slowest_handshake_s={slowest_handshake:.3} \
-         failed_handshakes={failed_handshakes}",
+         failed_handshakes={failed_handshakes} worst_open_ms={worst_open:.3} worst_close_ms={worst_close:.3}",
         args.hosts,
         p50 / 1000.0,
         p99 / 1000.0,
@@ -818,7 +848,8 @@ async fn memory(args: MemoryArgs) -> Result<()> {
     for h in 0..args.hosts {
         for k in 0..args.conns_per_host {
             let i = 1 + h;
-            receivers.push(connect_as(&common, 1 + args.hosts + h * args.conns_per_host + k, &format!("h{i}"), None).await?);
+            receivers
+                .push(connect_as(&common, 1 + args.hosts + h * args.conns_per_host + k, &format!("h{i}"), None).await?);
         }
     }
     // One write holds a packet to every receiving host.
@@ -830,20 +861,22 @@ async fn memory(args: MemoryArgs) -> Result<()> {
     let mut peak = before;
     let Some((stream, _)) = sender.into_iter().next() else { bail!("the sender did not connect") };
     let (_reader, mut writer) = stream.into_split();
-    let feeder = tokio::spawn(async move {
-        let mut written = 0u64;
-        while writer.write_all(&batch).await.is_ok() {
-            written += batch.len() as u64;
-        }
-        written
-    });
+    let written = Arc::new(AtomicU64::new(0));
+    let feeder = {
+        let written = Arc::clone(&written);
+        tokio::spawn(async move {
+            while writer.write_all(&batch).await.is_ok() {
+                written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+        })
+    };
     let fed = Instant::now();
     while fed.elapsed().as_secs_f64() < args.secs {
         tokio::time::sleep(Duration::from_millis(100)).await;
         peak = peak.max(rss_kib(pid).unwrap_or(0));
     }
     feeder.abort();
-    let written = feeder.await.unwrap_or(0);
+    let written = written.load(Ordering::Relaxed);
     drop(receivers);
     tokio::time::sleep(Duration::from_secs_f64(args.after)).await;
     let after = rss_kib(pid).context("read the server's RSS")?;

@@ -24,7 +24,6 @@ use crate::auth::{AuthResolver, Auther};
 use crate::ingress::{IngressResolver, IngressSource};
 use crate::router::{RouteResolver, Router};
 
-
 /// Why a service's settings could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -93,7 +92,8 @@ async fn build_router(
     }
     let inline = config.routes.iter().map(|r| (r.dst.to_string(), r.gateway.to_string())).collect();
     let label = format!("router {}", config.name);
-    let (initial, reloader) = load(&label, config.sources.clone(), inline).await;
+    let valid = |(dst, gateway): &Entry| Route::parse(dst, gateway).is_ok();
+    let (initial, reloader) = load(&label, config.sources.clone(), inline, valid).await;
     let router = Arc::new(Router::table(route_table(&label, &initial)));
     let target = Arc::clone(&router);
     reloader.spawn(move |entries| target.replace(route_table(&label, &entries)), shutdown.clone());
@@ -118,7 +118,8 @@ async fn build_ingress(
     }
     let inline = config.rules.iter().map(|(host, id)| (host.clone(), id.to_string())).collect();
     let label = format!("ingress {}", config.name);
-    let (initial, reloader) = load(&label, config.sources.clone(), inline).await;
+    let valid = |(_, endpoint): &Entry| uuid::Uuid::parse_str(endpoint.trim()).is_ok();
+    let (initial, reloader) = load(&label, config.sources.clone(), inline, valid).await;
     let source = IngressSource::rules(ingress_rules(&label, &initial));
     let target = source.clone();
     reloader.spawn(move |entries| target.replace(ingress_rules(&label, &entries)), shutdown.clone());
@@ -141,16 +142,23 @@ async fn build_auther(config: &AutherConfig, shutdown: &CancellationToken) -> Re
     let inline =
         config.auths.iter().map(|u| (u.credentials.username.clone(), u.credentials.password.clone())).collect();
     let label = format!("auther {}", config.name);
-    let (initial, reloader) = load(&label, config.sources.clone(), inline).await;
+    let (initial, reloader) = load(&label, config.sources.clone(), inline, |_| true).await;
     let auther = Auther::from_pairs(initial);
     let target = auther.clone();
     reloader.spawn(move |entries| target.replace_pairs(entries), shutdown.clone());
     Ok(Some(auther))
 }
 
-/// Reads the sources once; start-up failures are warnings.
-async fn load(label: &str, sources: rgost_config::Sources, inline: Vec<Entry>) -> (Vec<Entry>, Reloader) {
-    let mut reloader = Reloader::new(label, sources, inline);
+/// Reads the sources once; start-up failures are warnings. A source counts
+/// only the entries `valid` accepts: one that yields none keeps its last
+/// good entries, like a source that fails.
+async fn load(
+    label: &str,
+    sources: rgost_config::Sources,
+    inline: Vec<Entry>,
+    valid: impl Fn(&Entry) -> bool + Send + Sync + 'static,
+) -> (Vec<Entry>, Reloader) {
+    let mut reloader = Reloader::new(label, sources, inline).with_validity(valid);
     let initial = reloader.load_initial().await;
     for error in &initial.errors {
         tracing::warn!("{label}: data source failed at start, its entries are missing until it works: {error}");

@@ -22,9 +22,30 @@ use crate::router::Router;
 use crate::stats::DropReason;
 use crate::{Peer, Server};
 
+/// A connection past its handshake, registered.
+struct Established {
+    reg: Registration<Peer>,
+    queue: Arc<Queue>,
+    reader: ReadHalf,
+    writer: WriteHalf,
+    frames: FrameReader,
+    span: tracing::Span,
+}
+
 impl Server {
     /// Serves one accepted connection to its end.
     pub(crate) async fn handle(self: Arc<Self>, incoming: Incoming, shutdown: CancellationToken) {
+        // The handshake's state (TLS, WebSocket, plugins) is large and
+        // short-lived: it lives on the heap and is gone before the relay,
+        // which keeps every connection's resident state small.
+        let Some(established) = Box::pin(self.establish(incoming)).await else { return };
+        let span = established.span.clone();
+        self.relay(established, shutdown).instrument(span).await;
+    }
+
+    /// Runs the transport's and the relay protocol's handshakes and
+    /// registers the connection; `None` when it was refused or failed.
+    async fn establish(&self, incoming: Incoming) -> Option<Established> {
         let remote = canonical(incoming.peer);
         let settings = self.settings();
         // One deadline for the transport's handshakes (TLS, WebSocket) and the request.
@@ -34,12 +55,12 @@ impl Server {
             Ok(Err(e)) => {
                 tracing::debug!(%remote, error = %e, "transport handshake failed");
                 self.stats.refused();
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::debug!(%remote, "transport handshake timed out");
                 self.stats.refused();
-                return;
+                return None;
             }
         };
         let Conn { mut reader, mut writer, .. } = conn;
@@ -52,12 +73,12 @@ impl Server {
                 // A bad version or malformed request: GOST closes without a reply.
                 tracing::debug!(%remote, error = %e, "handshake failed");
                 self.stats.refused();
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::debug!(%remote, timeout = ?settings.read_timeout, "handshake timed out");
                 self.stats.refused();
-                return;
+                return None;
             }
         };
         let associate = match self.check(&settings, &request, remote).await {
@@ -70,7 +91,7 @@ impl Server {
                 let _ = writer.write_all(&out).await;
                 let _ = writer.flush().await;
                 let _ = writer.shutdown().await;
-                return;
+                return None;
             }
         };
         let Associate { host, router_id, src } = associate;
@@ -93,7 +114,7 @@ impl Server {
         let Some(queue) = queue else {
             // `register` always builds the handle; nothing to serve otherwise.
             self.fabric.unregister(&reg);
-            return;
+            return None;
         };
         self.stats.accepted();
         self.log_registration(&settings, &reg, &span, src.as_deref());
@@ -111,9 +132,9 @@ impl Server {
             tracing::debug!(parent: &span, error = %e, "cannot send handshake reply");
             self.fabric.unregister(&reg);
             queue.close();
-            return;
+            return None;
         }
-        Arc::clone(&self).relay(reg, queue, reader, writer, frames, shutdown).instrument(span).await;
+        Some(Established { reg, queue, reader, writer, frames, span })
     }
 
     /// GOST's order of checks after the version: authentication, command,
@@ -186,19 +207,12 @@ impl Server {
         }
     }
 
-    async fn relay(
-        self: Arc<Self>,
-        reg: Registration<Peer>,
-        queue: Arc<Queue>,
-        reader: ReadHalf,
-        writer: WriteHalf,
-        frames: FrameReader,
-        shutdown: CancellationToken,
-    ) {
+    async fn relay(self: Arc<Self>, established: Established, shutdown: CancellationToken) {
+        let Established { reg, queue, mut reader, writer, frames, .. } = established;
         let done = shutdown.child_token();
-        let writer_task = tokio::spawn(write_queue(writer, Arc::clone(&queue), done.clone()).in_current_span());
+        let writer_task = spawn_writer(writer, Arc::clone(&queue), done.clone());
         let result = tokio::select! {
-            r = self.read_frames(&reg, reader, frames) => r,
+            r = self.read_frames(&reg, &mut reader, frames) => r,
             () = done.cancelled() => Ok(()),
         };
         // Remove the connection first, so no packet is queued for it any more;
@@ -206,7 +220,15 @@ impl Server {
         let unregistered = self.fabric.unregister(&reg);
         queue.close();
         done.cancel();
-        let _ = writer_task.await;
+        let mut writer = writer_task.await.ok();
+        if shutdown.is_cancelled()
+            && let Some(writer) = &mut writer
+        {
+            // The server stops: end the stream properly (a TLS close_notify),
+            // within a bound, as the peer may have stopped reading.
+            let _ = Box::pin(tokio::time::timeout(std::time::Duration::from_secs(1), writer.shutdown())).await;
+        }
+        self.reaper.bury((reader, writer));
         match result {
             Ok(()) => tracing::info!("disconnected"),
             Err(e) => tracing::info!(error = %e, "disconnected"),
@@ -220,7 +242,7 @@ impl Server {
     async fn read_frames(
         self: &Arc<Self>,
         reg: &Registration<Peer>,
-        mut reader: ReadHalf,
+        reader: &mut ReadHalf,
         mut frames: FrameReader,
     ) -> std::io::Result<()> {
         let mut cache = ReaderCache::default();
@@ -247,10 +269,11 @@ impl Server {
                 (true, _, _) => Some(Instant::now()),
             };
             let more = match partial_since {
-                None => frames.fill(&mut reader).await?,
+                None => frames.fill(reader).await?,
                 Some(since) => {
                     let deadline = since + self.settings().read_timeout;
-                    match tokio::time::timeout_at(deadline, frames.fill(&mut reader)).await {
+                    // Boxed: a timer is large, and most reads need none.
+                    match Box::pin(tokio::time::timeout_at(deadline, frames.fill(reader))).await {
                         Ok(more) => more?,
                         Err(_) => {
                             return Err(std::io::Error::new(
@@ -404,10 +427,18 @@ impl DropCounts {
     }
 }
 
+/// Starts the writer task. Not inlined into the async caller: a future
+/// built there would take room in the caller's state for the connection's
+/// whole life.
+fn spawn_writer(writer: WriteHalf, queue: Arc<Queue>, done: CancellationToken) -> tokio::task::JoinHandle<WriteHalf> {
+    tokio::spawn(write_queue(writer, queue, done).in_current_span())
+}
+
 /// Drains this connection's queue into its socket, many frames per write.
 /// Ends (and cancels `done`) when the socket fails, or when `done` is
-/// cancelled, even in the middle of a write to a peer that stopped reading.
-async fn write_queue(mut writer: WriteHalf, queue: Arc<Queue>, done: CancellationToken) {
+/// cancelled, even in the middle of a write to a peer that stopped reading;
+/// gives the socket back for closing.
+async fn write_queue(mut writer: WriteHalf, queue: Arc<Queue>, done: CancellationToken) -> WriteHalf {
     let mut out = FrameWriter::default();
     let mut batch = VecDeque::new();
     loop {
@@ -437,8 +468,7 @@ async fn write_queue(mut writer: WriteHalf, queue: Arc<Queue>, done: Cancellatio
         }
     }
     done.cancel();
-    // Bounded: a TLS close_notify would wait for a peer that stopped reading.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer.shutdown()).await;
+    writer
 }
 
 /// An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`: print it as people write it.

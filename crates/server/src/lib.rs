@@ -15,6 +15,7 @@ pub mod handshake;
 pub mod ingress;
 pub mod limits;
 pub mod queue;
+pub mod reaper;
 pub mod router;
 pub mod stats;
 
@@ -200,6 +201,7 @@ pub struct Server {
     stats: Arc<Stats>,
     limits: limits::Limits,
     budget: Arc<queue::Budget>,
+    reaper: reaper::Reaper,
 }
 
 impl Server {
@@ -213,6 +215,7 @@ impl Server {
             stats: Arc::default(),
             limits,
             budget,
+            reaper: reaper::Reaper::new(),
         })
     }
 

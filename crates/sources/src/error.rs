@@ -99,6 +99,19 @@ pub enum SourceError {
         /// The redis error.
         error: redis::RedisError,
     },
+    /// The source was read but holds no entry its user can take (an empty
+    /// or truncated file, only comments or malformed lines, only invalid
+    /// addresses, a missing redis key). Treated as a failure: its last good
+    /// entries stay, so a broken write never empties a router.
+    #[error("{source_name}: no valid entry ({entries} entries read, {bad} lines skipped)")]
+    NoValidEntry {
+        /// The source, as the other errors name it (`file PATH`, `redis ADDR key KEY`, `http URL`).
+        source_name: String,
+        /// Well-formed entries read (none of them valid).
+        entries: usize,
+        /// Lines skipped as malformed.
+        bad: usize,
+    },
 }
 
 impl SourceError {

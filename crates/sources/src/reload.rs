@@ -1,6 +1,7 @@
 //! Loading at start and reloading every `reload` period.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rgost_config::Sources;
 use tokio::task::JoinHandle;
@@ -25,11 +26,12 @@ pub struct InitialLoad {
 ///
 /// Each source keeps its last good data when a read fails, so one broken
 /// source does not drop the others' entries nor its own earlier ones. A
-/// failure is logged once per streak: a warning on the first failure, an
+/// read that yields no valid entry (see [`Reloader::with_validity`]) is a
+/// failure too: an empty or truncated file, or a redis restarted without
+/// its key, never empties a router. A failure is logged once per streak: a warning on the first failure, an
 /// info "recovered" when the source works again, nothing in between. Lines
 /// that do not parse are logged (with the source and line) whenever the set
 /// of bad lines of a source changes.
-#[derive(Debug)]
 pub struct Reloader {
     name: String,
     sources: Sources,
@@ -40,7 +42,12 @@ pub struct Reloader {
     http: Slot,
     /// What the caller was last given.
     applied: Option<Vec<Entry>>,
+    /// Whether the caller can take an entry.
+    valid: Validity,
 }
+
+/// Decides whether an entry is usable (a route that parses, an endpoint that is a UUID).
+type Validity = Arc<dyn Fn(&Entry) -> bool + Send + Sync>;
 
 /// One source's state.
 #[derive(Debug, Default)]
@@ -80,6 +87,41 @@ impl Reloader {
             redis: Slot::default(),
             http: Slot::default(),
             applied: None,
+            valid: Arc::new(|_| true),
+        }
+    }
+
+    /// Counts only entries `valid` accepts: a source whose every entry it
+    /// rejects (or that has none) keeps its last good entries.
+    pub fn with_validity(mut self, valid: impl Fn(&Entry) -> bool + Send + Sync + 'static) -> Self {
+        self.valid = Arc::new(valid);
+        self
+    }
+
+    /// A successful read with no valid entry becomes [`SourceError::NoValidEntry`].
+    fn judge(&self, result: FetchResult) -> FetchResult {
+        let describe = |which: Which| {
+            match which {
+                Which::File => self.sources.file.as_ref().map(|f| format!("file {}", f.path.display())),
+                Which::Redis => self.sources.redis.as_ref().map(|r| format!("redis {} key {}", r.addr, r.key)),
+                Which::Http => self.sources.http.as_ref().map(|h| format!("http {}", h.url)),
+            }
+            .unwrap_or_else(|| which.to_string())
+        };
+        let judge = |which: Which, outcome: Option<Result<Fetched, SourceError>>| match outcome {
+            Some(Ok(fetched)) if !fetched.entries.iter().any(|e| (self.valid)(e)) => {
+                Some(Err(SourceError::NoValidEntry {
+                    source_name: describe(which),
+                    entries: fetched.entries.len(),
+                    bad: fetched.bad.len(),
+                }))
+            }
+            other => other,
+        };
+        FetchResult {
+            file: judge(Which::File, result.file),
+            redis: judge(Which::Redis, result.redis),
+            http: judge(Which::Http, result.http),
         }
     }
 
@@ -88,7 +130,8 @@ impl Reloader {
     /// returned entries count as applied: a later [`reload`](Self::reload)
     /// reports only changes against them.
     pub async fn load_initial(&mut self) -> InitialLoad {
-        let result = self.fetcher.fetch(&self.sources).await;
+        let fetched = self.fetcher.fetch(&self.sources).await;
+        let result = self.judge(fetched);
         let mut errors = Vec::new();
         let name = self.name.as_str();
         for (which, slot, outcome) in slots(&mut self.file, &mut self.redis, &mut self.http, result) {
@@ -113,7 +156,8 @@ impl Reloader {
     /// differ from what was last returned (by this or by
     /// [`load_initial`](Self::load_initial)), `None` when nothing changed.
     pub async fn reload(&mut self) -> Option<Vec<Entry>> {
-        let result = self.fetcher.fetch(&self.sources).await;
+        let fetched = self.fetcher.fetch(&self.sources).await;
+        let result = self.judge(fetched);
         let name = self.name.as_str();
         for (which, slot, outcome) in slots(&mut self.file, &mut self.redis, &mut self.http, result) {
             match outcome {
@@ -211,6 +255,12 @@ pub fn spawn_reloader(
         apply(initial.entries);
         reloader.run(apply, shutdown).await;
     })
+}
+
+impl fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloader").field("name", &self.name).field("sources", &self.sources).finish_non_exhaustive()
+    }
 }
 
 type SlotOutcome<'a> = (Which, &'a mut Slot, Option<Result<Fetched, SourceError>>);

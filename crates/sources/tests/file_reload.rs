@@ -104,9 +104,11 @@ async fn reload_keeps_last_good_data_per_source_and_recovers() {
     std::fs::write(&path, "f3 file\n").unwrap();
     assert_eq!(reloader.reload().await, Some(vec![e("h2", "http"), e("f3", "file"), e("i", "inline")]));
 
-    // A source that recovers empty drops its entries (an empty answer is good data).
+    // A source that answers empty keeps its last good entries (an empty
+    // answer is a failure: a broken write must not empty a router).
     server.set_reply(Reply::ok(""));
-    assert_eq!(reloader.reload().await, Some(vec![e("f3", "file"), e("i", "inline")]));
+    assert_eq!(reloader.reload().await, None);
+    assert_eq!(reloader.current(), vec![e("h2", "http"), e("f3", "file"), e("i", "inline")]);
 }
 
 #[tokio::test]
@@ -169,59 +171,33 @@ async fn wait_for(cond: impl Fn() -> bool) {
     panic!("condition not reached in 2 s");
 }
 
-/// Captures formatted log output.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
-    }
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn failures_are_logged_once_per_streak() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let dir = TempDir::new("logs");
-    let path = dir.path().join("r.txt");
-    std::fs::write(&path, "k v\n").unwrap();
+/// A source that reads as empty keeps its last good entries, however it got
+/// empty, and says so once per streak; it takes new entries again as soon
+/// as it has valid ones.
+#[tokio::test]
+async fn a_source_without_a_valid_entry_keeps_its_last_good_entries() {
+    let dir = TempDir::new("empty");
+    let path = dir.path().join("routes.txt");
+    std::fs::write(&path, "10.0.0.1 host-1\n10.0.0.2 host-2\n").unwrap();
     let sources = Sources { file: Some(FileSource { path: path.clone() }), ..Sources::default() };
-    let mut reloader = Reloader::new("router-a", sources, vec![]);
-    reloader.load_initial().await;
-    assert_eq!(captured.take(), "");
-
-    std::fs::remove_file(&path).unwrap();
-    reloader.reload().await;
-    let log = captured.take();
-    assert_eq!(log.matches("WARN").count(), 1, "{log}");
-    assert!(log.contains("router-a") && log.contains("r.txt"), "{log}");
-    reloader.reload().await;
-    reloader.reload().await;
-    assert_eq!(captured.take(), "", "a failure streak is logged once");
-
-    std::fs::write(&path, "k v\nbad line here\n").unwrap();
-    reloader.reload().await;
-    let log = captured.take();
-    assert!(log.contains("INFO") && log.contains("recovered"), "{log}");
-    assert!(log.contains("WARN") && log.contains("bad line here"), "{log}");
-    reloader.reload().await;
-    assert_eq!(captured.take(), "", "unchanged bad lines are not logged again");
+    // Only entries whose key is an address count, as a router's do.
+    let valid = |(dst, _): &(String, String)| dst.parse::<std::net::IpAddr>().is_ok();
+    let mut reloader = Reloader::new("router-a", sources, vec![]).with_validity(valid);
+    let good = vec![e("10.0.0.1", "host-1"), e("10.0.0.2", "host-2")];
+    assert_eq!(reloader.load_initial().await.entries, good);
+    for broken in ["", "# only a comment\n\n", "one-field\nthree fields here\n", "not-an-address host-1\n"] {
+        std::fs::write(&path, broken).unwrap();
+        assert_eq!(reloader.reload().await, None, "{broken:?} emptied the router");
+        assert_eq!(reloader.current(), good);
+    }
+    std::fs::write(&path, "10.0.0.3 host-3\nbad-address host-4\n").unwrap();
+    assert_eq!(reloader.reload().await, Some(vec![e("10.0.0.3", "host-3"), e("bad-address", "host-4")]));
+    // At start, a source without a valid entry is reported as failing.
+    std::fs::write(&path, "\n").unwrap();
+    let sources = Sources { file: Some(FileSource { path: path.clone() }), ..Sources::default() };
+    let initial =
+        Reloader::new("router-b", sources, vec![e("10.9.9.9", "inline")]).with_validity(valid).load_initial().await;
+    assert_eq!(initial.entries, vec![e("10.9.9.9", "inline")]);
+    assert!(matches!(initial.errors.as_slice(), [SourceError::NoValidEntry { .. }]), "{:?}", initial.errors);
+    assert!(initial.errors[0].to_string().starts_with(&format!("file {}: no valid entry", path.display())));
 }
