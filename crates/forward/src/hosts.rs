@@ -268,6 +268,15 @@ impl<C> Namespace<C> {
             .collect()
     }
 
+    /// Calls `f` with every local connection: its host, id and handle.
+    pub fn for_each_connection(&self, mut f: impl FnMut(&Arc<str>, ConnId, &C)) {
+        for (host, entry) in self.read().iter() {
+            for (id, conn) in &entry.local {
+                f(host, *id, conn);
+            }
+        }
+    }
+
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, HostEntry<C>>> {
         self.hosts.read().unwrap_or_else(|p| p.into_inner())
     }

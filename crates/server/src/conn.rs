@@ -18,14 +18,16 @@ use tracing::Instrument;
 
 use crate::handshake::{self, Associate, Refusal};
 use crate::queue::{Budget, Queue};
+use crate::reaper::Reaper;
 use crate::router::Router;
-use crate::stats::DropReason;
+use crate::stats::{ConnStats, DropCounts, DropReason, Totals};
 use crate::{Peer, Server};
 
 /// A connection past its handshake, registered.
 struct Established {
     reg: Registration<Peer>,
     queue: Arc<Queue>,
+    stats: Arc<ConnStats>,
     reader: ReadHalf,
     writer: WriteHalf,
     frames: FrameReader,
@@ -54,12 +56,12 @@ impl Server {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
                 tracing::debug!(%remote, error = %e, "transport handshake failed");
-                self.stats.refused();
+                self.stats.refused(None);
                 return None;
             }
             Err(_) => {
                 tracing::debug!(%remote, "transport handshake timed out");
-                self.stats.refused();
+                self.stats.refused(None);
                 return None;
             }
         };
@@ -72,12 +74,12 @@ impl Server {
             Ok(Err(e)) => {
                 // A bad version or malformed request: GOST closes without a reply.
                 tracing::debug!(%remote, error = %e, "handshake failed");
-                self.stats.refused();
+                self.stats.refused(None);
                 return None;
             }
             Err(_) => {
                 tracing::debug!(%remote, timeout = ?settings.read_timeout, "handshake timed out");
-                self.stats.refused();
+                self.stats.refused(None);
                 return None;
             }
         };
@@ -85,7 +87,7 @@ impl Server {
             Ok(associate) => associate,
             Err(Refusal { status, reason }) => {
                 tracing::info!(%remote, ?status, reason, "refused");
-                self.stats.refused();
+                self.stats.refused(Some(status));
                 let mut out = Vec::new();
                 Response::error(status).encode(&mut out);
                 let _ = writer.write_all(&out).await;
@@ -100,18 +102,22 @@ impl Server {
         let frames = FrameReader::with_initial(buf.get(used..).unwrap_or_default());
         drop(buf);
 
-        let mut queue = None;
+        let mut built = None;
         let reg = self.fabric.register(router_id, Arc::from(host.as_str()), |_, existing: Option<&Peer>| {
             // A host's connections share one budget.
             let host_budget = existing
                 .map(|p| Arc::clone(p.queue.host_budget()))
                 .unwrap_or_else(|| Arc::new(Budget::new(settings.host_queue_bytes)));
-            let q = Arc::new(Queue::new(settings.queue, host_budget, Arc::clone(&self.budget)));
-            queue = Some(Arc::clone(&q));
-            Peer { queue: q }
+            let peer = Peer {
+                queue: Arc::new(Queue::new(settings.queue, host_budget, Arc::clone(&self.budget))),
+                stats: Arc::default(),
+                remote,
+            };
+            built = Some(peer.clone());
+            peer
         });
         let span = tracing::info_span!("conn", host = %reg.host, router = %router_id, %remote);
-        let Some(queue) = queue else {
+        let Some(Peer { queue, stats, .. }) = built else {
             // `register` always builds the handle; nothing to serve otherwise.
             self.fabric.unregister(&reg);
             return None;
@@ -134,7 +140,7 @@ impl Server {
             queue.close();
             return None;
         }
-        Some(Established { reg, queue, reader, writer, frames, span })
+        Some(Established { reg, queue, stats, reader, writer, frames, span })
     }
 
     /// GOST's order of checks after the version: authentication, command,
@@ -208,40 +214,50 @@ impl Server {
     }
 
     async fn relay(self: Arc<Self>, established: Established, shutdown: CancellationToken) {
-        let Established { reg, queue, mut reader, writer, frames, .. } = established;
+        let Established { reg, queue, stats, mut reader, writer, frames, .. } = established;
         let done = shutdown.child_token();
-        let writer_task = spawn_writer(writer, Arc::clone(&queue), done.clone());
+        spawn_writer(writer, Arc::clone(&queue), Arc::clone(&stats), done.clone(), self.reaper.clone(), shutdown);
         let result = tokio::select! {
-            r = self.read_frames(&reg, &mut reader, frames) => r,
+            r = self.read_frames(&reg, &stats, &mut reader, frames) => r,
             () = done.cancelled() => Ok(()),
         };
-        // Remove the connection first, so no packet is queued for it any more;
-        // then give back what its queue holds.
-        let unregistered = self.fabric.unregister(&reg);
-        queue.close();
-        done.cancel();
-        let mut writer = writer_task.await.ok();
-        if shutdown.is_cancelled()
-            && let Some(writer) = &mut writer
-        {
-            // The server stops: end the stream properly (a TLS close_notify),
-            // within a bound, as the peer may have stopped reading.
-            let _ = Box::pin(tokio::time::timeout(std::time::Duration::from_secs(1), writer.shutdown())).await;
-        }
-        self.reaper.bury((reader, writer));
-        match result {
-            Ok(()) => tracing::info!("disconnected"),
-            Err(e) => tracing::info!(error = %e, "disconnected"),
-        }
-        if let Some(successor) = unregistered.successor {
-            tracing::info!(standby = successor, "a standby connection of this host receives its packets now");
-        }
+        // The rest happens on the teardown thread, so that thousands of
+        // connections closing at once do not delay anyone's packets: remove
+        // the connection first, so no packet is queued for it any more; give
+        // back what its queue holds; stop the writer, which hands its socket
+        // half to the same thread; close the socket.
+        let server = Arc::clone(&self);
+        let span = tracing::Span::current();
+        self.reaper.run(move || {
+            let _entered = span.enter();
+            let unregistered = server.fabric.unregister(&reg);
+            queue.close();
+            done.cancel();
+            drop(reader);
+            let totals = stats.totals();
+            server.stats.retire(reg.namespace.id(), &totals);
+            let secs = stats.started.elapsed().as_secs_f64();
+            let error = result.err().map(|e| e.to_string());
+            tracing::info!(
+                duration_s = format_args!("{secs:.1}"),
+                packets_in = totals.packets_in,
+                bytes_in = totals.bytes_in,
+                packets_out = totals.packets_out,
+                bytes_out = totals.bytes_out,
+                error = error.as_deref().unwrap_or("-"),
+                "disconnected"
+            );
+            if let Some(successor) = unregistered.successor {
+                tracing::info!(standby = successor, "a standby connection of this host receives its packets now");
+            }
+        });
     }
 
     /// Reads frames until end of stream and forwards each packet.
     async fn read_frames(
         self: &Arc<Self>,
         reg: &Registration<Peer>,
+        stats: &ConnStats,
         reader: &mut ReadHalf,
         mut frames: FrameReader,
     ) -> std::io::Result<()> {
@@ -250,11 +266,16 @@ impl Server {
         // When the unfinished frame at the end of the buffer began.
         let mut partial_since: Option<Instant> = None;
         loop {
-            let mut got = false;
+            let (mut read, mut read_bytes) = (0u64, 0u64);
             let buffer_size = frames.buffer_size();
-            let packets = std::iter::from_fn(|| frames.next_packet()).inspect(|_| got = true);
-            let full =
+            let packets = std::iter::from_fn(|| frames.next_packet()).inspect(|p| {
+                read += 1;
+                read_bytes += p.len() as u64;
+            });
+            let batch =
                 self.forward(&reg.namespace, packets.map(|p| (p, &reg.host)), &mut cache, buffer_size, &mut deliveries);
+            stats.batch((read, read_bytes), batch.forwarded, &batch.drops);
+            let (full, got) = (batch.full, read > 0);
             if full {
                 // A queue filled up: let its writer run before reading more.
                 // A sender that always has data must not starve the writers
@@ -299,7 +320,7 @@ impl Server {
     /// queued. When less than half of it is delivered, the delivered
     /// packets are copied, so that a few small packets queued at a slow
     /// receiver cannot pin many large buffers: what a queue holds is then
-    /// at most twice what it is charged. Returns whether a queue was full.
+    /// at most twice what it is charged.
     fn forward<'s>(
         self: &Arc<Self>,
         namespace: &Arc<Namespace<Peer>>,
@@ -307,7 +328,7 @@ impl Server {
         cache: &mut ReaderCache,
         buffer_size: usize,
         deliveries: &mut Deliveries,
-    ) -> bool {
+    ) -> Batch {
         let live = self.live.load();
         let router = live.router(&namespace.id());
         let table;
@@ -348,25 +369,24 @@ impl Server {
             }
         }
         let copy = delivered * 2 < buffer_size;
-        let mut forwarded = 0;
-        let mut full = false;
+        let mut out = Batch { drops, ..Batch::default() };
         for (peer, packet) in batch.drain(..) {
             let packet = if copy { Bytes::copy_from_slice(&packet) } else { packet };
+            let len = packet.len() as u64;
             match peer.queue.push(packet) {
-                Ok(()) => forwarded += 1,
+                Ok(()) => {
+                    out.forwarded.0 += 1;
+                    out.forwarded.1 += len;
+                }
                 Err(reason) => {
-                    full |= reason == DropReason::QueueFull;
-                    drops.add(reason);
+                    out.full |= reason == DropReason::QueueFull;
+                    out.drops.add(reason);
+                    peer.stats.dropped_to();
                 }
             }
         }
         deliveries.put(batch);
-        drop(view);
-        if forwarded > 0 {
-            self.stats.forwarded(forwarded);
-        }
-        drops.flush(&self.stats);
-        full
+        out
     }
 
     /// Asks `router`'s plugin about `addr`; the answer releases the packets
@@ -380,7 +400,16 @@ impl Server {
             let held = namespace.answered(plugin, addr, gateway, Instant::now().into_std());
             if !held.is_empty() {
                 let packets = held.iter().map(|Held { packet, sender }| (packet.clone(), sender));
-                server.forward(&namespace, packets, &mut ReaderCache::default(), 0, &mut Deliveries::default());
+                let batch =
+                    server.forward(&namespace, packets, &mut ReaderCache::default(), 0, &mut Deliveries::default());
+                // These packets were counted as read by their connections; what became of them is counted apart.
+                let totals = Totals {
+                    packets_forwarded: batch.forwarded.0,
+                    bytes_forwarded: batch.forwarded.1,
+                    drops: batch.drops.0,
+                    ..Totals::default()
+                };
+                server.stats.retire(namespace.id(), &totals);
             }
         });
     }
@@ -407,38 +436,52 @@ impl Deliveries {
     }
 }
 
-/// Drops counted during one batch, added to the shared counters once.
+/// What became of a batch of packets.
 #[derive(Debug, Default)]
-struct DropCounts([u64; DropReason::COUNT]);
-
-impl DropCounts {
-    fn add(&mut self, reason: DropReason) {
-        if let Some(count) = self.0.get_mut(reason.index()) {
-            *count += 1;
-        }
-    }
-
-    fn flush(&self, stats: &crate::Stats) {
-        for (reason, count) in DropReason::ALL.iter().zip(self.0) {
-            if count > 0 {
-                stats.drop_packets(*reason, count);
-            }
-        }
-    }
+struct Batch {
+    /// Packets and bytes queued for other connections.
+    forwarded: (u64, u64),
+    /// Packets dropped, by reason.
+    drops: DropCounts,
+    /// Whether a queue was full.
+    full: bool,
 }
 
 /// Starts the writer task. Not inlined into the async caller: a future
 /// built there would take room in the caller's state for the connection's
 /// whole life.
-fn spawn_writer(writer: WriteHalf, queue: Arc<Queue>, done: CancellationToken) -> tokio::task::JoinHandle<WriteHalf> {
-    tokio::spawn(write_queue(writer, queue, done).in_current_span())
+fn spawn_writer(
+    writer: WriteHalf,
+    queue: Arc<Queue>,
+    stats: Arc<ConnStats>,
+    done: CancellationToken,
+    reaper: Reaper,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(
+        async move {
+            let mut writer = write_queue(writer, queue, &stats, done).await;
+            if shutdown.is_cancelled() {
+                // The server stops: end the stream properly (a TLS
+                // close_notify), within a bound, as the peer may have stopped reading.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer.shutdown()).await;
+            }
+            reaper.bury(writer);
+        }
+        .in_current_span(),
+    );
 }
 
 /// Drains this connection's queue into its socket, many frames per write.
 /// Ends (and cancels `done`) when the socket fails, or when `done` is
 /// cancelled, even in the middle of a write to a peer that stopped reading;
 /// gives the socket back for closing.
-async fn write_queue(mut writer: WriteHalf, queue: Arc<Queue>, done: CancellationToken) -> WriteHalf {
+async fn write_queue(
+    mut writer: WriteHalf,
+    queue: Arc<Queue>,
+    stats: &ConnStats,
+    done: CancellationToken,
+) -> WriteHalf {
     let mut out = FrameWriter::default();
     let mut batch = VecDeque::new();
     loop {
@@ -447,17 +490,21 @@ async fn write_queue(mut writer: WriteHalf, queue: Arc<Queue>, done: Cancellatio
             () = done.cancelled() => None,
         };
         let Some(charge) = charge else { break };
+        let (packets, bytes) = (batch.len() as u64, batch.iter().map(|p| p.len() as u64).sum());
         let written = tokio::select! {
             written = out.write_all(&mut writer, batch.make_contiguous()) => written,
             () = done.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
         };
         batch.clear();
         queue.written(charge);
-        if let Err(e) = written {
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                tracing::debug!(error = %e, "write failed");
+        match written {
+            Ok(skipped) => stats.written(packets - skipped as u64, bytes),
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::debug!(error = %e, "write failed");
+                }
+                break;
             }
-            break;
         }
         if queue.depth().0 == 0 {
             // An idle connection keeps little memory.

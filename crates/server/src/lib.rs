@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 pub use ingress::IngressSource;
 pub use queue::QueueLimits;
 pub use router::Router;
-pub use stats::{DropReason, Stats};
+pub use stats::{DropReason, Stats, Totals};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -186,11 +186,16 @@ impl Live {
     }
 }
 
-/// A connection as the forwarding core holds it: where to queue its packets.
+/// A connection as the forwarding core holds it: where to queue its
+/// packets, and its counters.
 #[derive(Debug, Clone)]
 pub struct Peer {
     /// Its outgoing queue.
     pub queue: Arc<queue::Queue>,
+    /// Its counters.
+    pub stats: Arc<stats::ConnStats>,
+    /// The peer's address.
+    pub remote: std::net::SocketAddr,
 }
 
 /// A running router service's shared state.
@@ -226,9 +231,18 @@ impl Server {
         self.live.store(Arc::new(Live::new(settings)));
     }
 
-    /// The drop and connection counters.
+    /// The handshake counters and those of closed connections.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Every counter summed: closed connections and live ones.
+    pub fn totals(&self) -> Totals {
+        let (mut totals, _) = self.stats.retired();
+        for namespace in self.fabric.namespaces() {
+            namespace.for_each_connection(|_, _, peer| totals.add(&peer.stats.totals()));
+        }
+        totals
     }
 
     /// Local connections registered as `host` in namespace `router_id`.
@@ -264,7 +278,7 @@ impl Server {
                 Ok(incoming) => {
                     // Over a limit: close at once, before any allocation for it.
                     let Some(slot) = self.limits.acquire(incoming.peer.ip()) else {
-                        self.stats.refused();
+                        self.stats.refused(None);
                         tracing::debug!(remote = %incoming.peer, "connection limit reached, closing");
                         continue;
                     };

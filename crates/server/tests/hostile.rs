@@ -86,7 +86,7 @@ async fn frames_whose_ip_length_disagrees_are_dropped_as_malformed() {
     c1.send(&good).await;
     assert_eq!(c2.recv().await, good, "only the well-formed packet arrives");
     assert!(c2.recv_within(Duration::from_millis(100)).await.is_none());
-    assert_eq!(srv.server.stats().drops(DropReason::Malformed), 2);
+    assert_eq!(srv.server.totals().drops(DropReason::Malformed), 2);
 }
 
 /// Sends `count` 1400-byte packets from host-1 to `dst` as fast as TCP allows.
@@ -112,12 +112,12 @@ async fn what_the_server_holds_is_bounded_in_bytes_per_connection_host_and_servi
     s.server_queue_bytes = SERVICE;
     let srv = start(s);
     let mut sender = Client::ok(srv.addr, "host-1").await;
-    let stats = srv.server.stats();
+    let stats = &srv.server;
 
     // One connection of host-2 that never reads: its queue stops at its bound.
     let a = Client::ok(srv.addr, "host-2").await;
     flood(&mut sender, H2, 20_000).await;
-    until(|| stats.drops(DropReason::QueueFull) > 0).await;
+    until(|| stats.totals().drops(DropReason::QueueFull) > 0).await;
     assert!(srv.server.queued_bytes() <= PER_CONN, "{} queued", srv.server.queued_bytes());
 
     // A newer connection of host-2 receives from now on (and never reads):
@@ -128,13 +128,13 @@ async fn what_the_server_holds_is_bounded_in_bytes_per_connection_host_and_servi
     let c = Client::ok(srv.addr, "host-2").await;
     until(|| srv.server.connections(&TunnelId::ZERO, "host-2") == 3).await;
     flood(&mut sender, H2, 20_000).await;
-    until(|| stats.drops(DropReason::HostBudget) > 0).await;
+    until(|| stats.totals().drops(DropReason::HostBudget) > 0).await;
     assert!(srv.server.queued_bytes() <= PER_HOST, "{} queued", srv.server.queued_bytes());
 
     // Another host that never reads: the service's bound holds for both.
     let d = Client::ok(srv.addr, "host-3").await;
     flood(&mut sender, H3, 20_000).await;
-    until(|| stats.drops(DropReason::ServerBudget) > 0).await;
+    until(|| stats.totals().drops(DropReason::ServerBudget) > 0).await;
     assert!(srv.server.queued_bytes() <= SERVICE, "{} queued", srv.server.queued_bytes());
 
     // Everything is given back when they close.
@@ -162,7 +162,7 @@ async fn plugin_routers_drop_spoofed_sources_like_tables() {
     let srv = start(s);
     let mut c1 = Client::ok(srv.addr, "host-1").await;
     let mut c2 = Client::ok(srv.addr, "host-2").await;
-    let stats = srv.server.stats();
+    let stats = &srv.server;
     let spoofed_sources: [[u8; 4]; 6] = [
         H2,                   // another host's address
         H3,                   // a third host's
@@ -181,9 +181,9 @@ async fn plugin_routers_drop_spoofed_sources_like_tables() {
         v6.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
         v6.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
         c1.send(&v6).await;
-        until(|| stats.drops(DropReason::SpoofedSource) >= 7 * (round + 1)).await;
+        until(|| stats.totals().drops(DropReason::SpoofedSource) >= 7 * (round + 1)).await;
     }
-    assert_eq!(stats.drops(DropReason::SpoofedSource), 14);
+    assert_eq!(stats.totals().drops(DropReason::SpoofedSource), 14);
     // host-2 may send from its own address and its LAN, host-1 from its own.
     let legit = udp4(H1, H2, 1, 2, b"legit");
     c1.send(&legit).await;
@@ -192,7 +192,7 @@ async fn plugin_routers_drop_spoofed_sources_like_tables() {
     c2.send(&from_lan).await;
     assert_eq!(c1.recv().await, from_lan);
     assert!(c2.recv_within(Duration::from_millis(100)).await.is_none(), "a spoofed packet was delivered");
-    assert_eq!(stats.drops(DropReason::SpoofedSource), 14);
+    assert_eq!(stats.totals().drops(DropReason::SpoofedSource), 14);
 }
 
 #[tokio::test]

@@ -118,11 +118,11 @@ async fn drops_are_counted_and_the_stream_goes_on() {
     let good = udp4(H1, H2, 1, 2, b"still flowing");
     c1.send(&good).await;
     assert_eq!(c2.recv().await, good);
-    let stats = srv.server.stats();
-    until(|| stats.drops(DropReason::NoHost) == 1).await;
-    assert_eq!(stats.drops(DropReason::ZeroLength), 1);
-    assert_eq!(stats.drops(DropReason::NotIp), 2);
-    assert_eq!(stats.drops(DropReason::NoRoute), 1);
+    let stats = &srv.server;
+    until(|| stats.totals().drops(DropReason::NoHost) == 1).await;
+    assert_eq!(stats.totals().drops(DropReason::ZeroLength), 1);
+    assert_eq!(stats.totals().drops(DropReason::NotIp), 2);
+    assert_eq!(stats.totals().drops(DropReason::NoRoute), 1);
 }
 
 #[tokio::test]
@@ -223,8 +223,8 @@ async fn a_closed_connection_is_removed_at_once() {
     drop(c2);
     until(|| srv.server.connections(&TunnelId::ZERO, "host-2") == 0).await;
     c1.send(&udp4(H1, H2, 1, 2, b"x")).await;
-    let stats = srv.server.stats();
-    until(|| stats.drops(DropReason::NoHost) == 1).await;
+    let stats = &srv.server;
+    until(|| stats.totals().drops(DropReason::NoHost) == 1).await;
     // A replacement registers under the same name and gets traffic.
     let mut again = Client::ok(srv.addr, "host-2").await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -265,7 +265,7 @@ async fn a_receiver_that_stops_reading_does_not_stall_others() {
     let p = udp4(H1, H3, 1, 2, b"still served");
     sender.send(&p).await;
     assert_eq!(healthy.recv().await, p);
-    assert!(srv.server.stats().drops(DropReason::QueueFull) > 0);
+    assert!(srv.server.totals().drops(DropReason::QueueFull) > 0);
 }
 
 #[tokio::test]
@@ -279,7 +279,7 @@ async fn spoofed_sources_are_dropped_unless_turned_off() {
     let good = udp4([192, 168, 100, 9], H2, 1, 2, b"from host-1's LAN");
     c1.send(&good).await;
     assert_eq!(c2.recv().await, good);
-    assert_eq!(srv.server.stats().drops(DropReason::SpoofedSource), 2);
+    assert_eq!(srv.server.totals().drops(DropReason::SpoofedSource), 2);
 
     let mut s = settings();
     s.strict_source = false;
@@ -343,7 +343,7 @@ async fn plugin_router_holds_coalesces_and_caches() {
     }
     assert_eq!(got, rgost_forward::lookup::MAX_HELD_PER_ADDRESS);
     assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
-    assert_eq!(srv.server.stats().drops(DropReason::PluginPendingFull), 6);
+    assert_eq!(srv.server.totals().drops(DropReason::PluginPendingFull), 6);
     assert_eq!(plugin.ids.lock().unwrap()[0], TunnelId::ZERO);
     // Cached now: delivered at once, no new lookup.
     let p = udp4(H1, H2, 1, 2, b"cached");
@@ -354,8 +354,8 @@ async fn plugin_router_holds_coalesces_and_caches() {
     c1.send(&udp4(H1, [10, 1, 1, 1], 1, 2, b"x")).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     c1.send(&udp4(H1, [10, 1, 1, 1], 1, 2, b"x")).await;
-    let stats = srv.server.stats();
-    until(|| stats.drops(DropReason::NoRoute) == 2).await;
+    let stats = &srv.server;
+    until(|| stats.totals().drops(DropReason::NoRoute) == 2).await;
     assert_eq!(plugin.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 

@@ -212,16 +212,16 @@ routers:
     assert_eq!(&b.recv().await[28..], b"later");
     assert_eq!(to_h2(&http.requests()), 2, "an expired answer was not refreshed");
     // "No route" answers are cached and counted as drops.
-    let before = server.server.stats().drops(DropReason::NoRoute);
+    let before = server.server.totals().drops(DropReason::NoRoute);
     a.send(&udp4(H1, H3, 1, 2, b"nowhere")).await;
-    until(|| server.server.stats().drops(DropReason::NoRoute) > before).await;
+    until(|| server.server.totals().drops(DropReason::NoRoute) > before).await;
     // The plugin goes away: after the expiry, nothing is known (the source
     // cannot be checked: dropped as spoofed); the server keeps serving.
     drop(http);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let before = server.server.stats().drops(DropReason::SpoofedSource);
+    let before = server.server.totals().drops(DropReason::SpoofedSource);
     a.send(&udp4(H1, H2, 1, 2, b"plugin down")).await;
-    until(|| server.server.stats().drops(DropReason::SpoofedSource) > before).await;
+    until(|| server.server.totals().drops(DropReason::SpoofedSource) > before).await;
     assert!(b.recv_within(Duration::from_millis(200)).await.is_none());
     let (_c, r) = Client::connect(server.addr, "host-3", None).await;
     assert_eq!(r.status, Status::Ok, "the server stopped serving with its plugin down");
@@ -257,10 +257,10 @@ routers:
     for i in 0..10u8 {
         a.send(&udp4(H1, H2, 1, 2, &[i])).await;
     }
-    until(|| server.server.stats().drops(DropReason::PluginPendingFull) >= 6).await;
+    until(|| server.server.totals().drops(DropReason::PluginPendingFull) >= 6).await;
     // The timeout answers "no route" for the held ones' source: they are
     // dropped, as the source cannot be checked.
-    until(|| server.server.stats().drops(DropReason::SpoofedSource) >= 4).await;
+    until(|| server.server.totals().drops(DropReason::SpoofedSource) >= 4).await;
     assert!(b.recv_within(Duration::from_millis(200)).await.is_none());
     stop.cancel();
 }
@@ -469,6 +469,9 @@ async fn redis_routes_and_ingress_reload_while_traffic_flows() {
     let redis = Redis::start().await;
     // Routes as a hash (dst -> gateway); ingress as a set of "host endpoint" lines.
     redis.cmd(&["HSET", "routes", "192.168.123.2", "host-2"]).await;
+    // A second route, so that removing the first leaves the source a valid
+    // entry (a source with none keeps its last good entries).
+    redis.cmd(&["HSET", "routes", "10.8.8.8", "host-2"]).await;
     redis.cmd(&["SADD", "ingress", &format!("host-1 {ZERO_TEXT}")]).await;
     redis.cmd(&["SADD", "ingress", &format!("host-3 {NS1_TEXT}")]).await;
     let yaml = format!(

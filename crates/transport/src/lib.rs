@@ -356,7 +356,9 @@ fn tcp_socket(addr: SocketAddr, dual_stack: bool) -> io::Result<Socket> {
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(1024)?;
+    // A burst of clients must not overflow the accept queue: a dropped SYN
+    // costs its client a second (the kernel caps this at net.core.somaxconn).
+    socket.listen(4096)?;
     Ok(socket)
 }
 
