@@ -5,12 +5,13 @@ use std::fmt;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
 use rgost_client::Client;
 use rgost_config::{Config, Loaded, ServiceKind};
-use rgost_server::Server;
+use rgost_server::service::Service;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -82,7 +83,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(run(loaded))
+                .block_on(run(loaded, &cli))
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -172,7 +173,7 @@ fn runtime_for(config: &Config) -> tokio::runtime::Builder {
     if serves { tokio::runtime::Builder::new_multi_thread() } else { tokio::runtime::Builder::new_current_thread() }
 }
 
-async fn run(Loaded { config, warnings }: Loaded) -> anyhow::Result<()> {
+async fn run(Loaded { config, warnings }: Loaded, cli: &Cli) -> anyhow::Result<()> {
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
@@ -184,13 +185,13 @@ async fn run(Loaded { config, warnings }: Loaded) -> anyhow::Result<()> {
     for service in &config.services {
         match &service.kind {
             ServiceKind::Router(router) => {
-                let listener = rgost_server::bind(router).with_context(|| format!("service {}", service.name))?;
-                let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                tracing::info!(service = %service.name, %addr, "router service listening");
-                let settings = rgost_server::build::settings(&service.name, router, &config, &shutdown)
+                let (running, listener) = Service::start(&service.name, router, &config, &shutdown)
                     .await
                     .with_context(|| format!("service {}", service.name))?;
-                routers.push((Server::new(settings), listener));
+                let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                tracing::info!(service = %service.name, %addr, "router service listening");
+                warn_if_no_routes(&service.name, router, &config);
+                routers.push((running, listener));
             }
             ServiceKind::Tun(tun) => {
                 let client = Client::start(tun.clone()).await.with_context(|| format!("service {}", service.name))?;
@@ -199,11 +200,11 @@ async fn run(Loaded { config, warnings }: Loaded) -> anyhow::Result<()> {
         }
     }
 
+    let mut running = Running { config, routers: routers.iter().map(|(s, _)| Arc::clone(s)).collect() };
     let mut tasks = JoinSet::new();
-    for (server, listener) in routers {
-        let shutdown = shutdown.clone();
+    for (service, listener) in routers {
         tasks.spawn(async move {
-            server.serve(listener, shutdown).await;
+            service.serve(listener).await;
             Ok(())
         });
     }
@@ -212,18 +213,27 @@ async fn run(Loaded { config, warnings }: Loaded) -> anyhow::Result<()> {
         tasks.spawn(async move { client.run(shutdown).await.map_err(anyhow::Error::from) });
     }
 
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
     let mut failure = None;
-    tokio::select! {
-        signal = shutdown_signal() => {
-            signal?;
-            tracing::info!("shutting down");
-        }
-        Some(done) = tasks.join_next() => {
-            failure = Some(match done {
-                Ok(Ok(())) => anyhow::anyhow!("a service stopped unexpectedly"),
-                Ok(Err(e)) => e,
-                Err(e) => anyhow::anyhow!("a service crashed: {e}"),
-            });
+    loop {
+        tokio::select! {
+            signal = &mut stop => {
+                signal?;
+                tracing::info!("shutting down");
+                break;
+            }
+            _ = hangup.recv() => running.reload(cli).await,
+            Some(done) = tasks.join_next() => {
+                failure = Some(match done {
+                    Ok(Ok(())) => anyhow::anyhow!("a service stopped unexpectedly"),
+                    Ok(Err(e)) => e,
+                    Err(e) => anyhow::anyhow!("a service crashed: {e}"),
+                });
+                break;
+            }
         }
     }
     shutdown.cancel();
@@ -235,6 +245,93 @@ async fn run(Loaded { config, warnings }: Loaded) -> anyhow::Result<()> {
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// What runs: the config in force and the router services.
+struct Running {
+    config: Config,
+    routers: Vec<Arc<Service>>,
+}
+
+impl Running {
+    /// SIGHUP: reads the config file again (and the same -L/-F) and applies
+    /// what can change while running; says what needs a restart. A config
+    /// that does not load is refused with the error it gives at start, and
+    /// the running config stays.
+    async fn reload(&mut self, cli: &Cli) {
+        tracing::info!("SIGHUP: reloading the config");
+        let loaded = match rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)
+            .map_err(anyhow::Error::from)
+            .and_then(|loaded| something_to_run(loaded, cli.config.as_deref()))
+        {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!("reload refused, the running config stays: {}", Report(&e));
+                return;
+            }
+        };
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let new = loaded.config;
+        let mut need_restart = Vec::new();
+        let mut failed = false;
+        for service in &new.services {
+            let old = self.config.services.iter().find(|s| s.name == service.name);
+            match (&service.kind, old.map(|s| &s.kind)) {
+                (ServiceKind::Router(router), Some(ServiceKind::Router(_))) => {
+                    let Some(running) = self.routers.iter().find(|r| r.name() == service.name) else { continue };
+                    match running.reload(router, &new).await {
+                        Ok(applied) => {
+                            need_restart.extend(
+                                applied.need_restart.into_iter().map(|n| format!("service {}: {n}", service.name)),
+                            );
+                            warn_if_no_routes(&service.name, router, &new);
+                        }
+                        Err(e) => {
+                            tracing::error!(service = %service.name, "reload refused for this service, it keeps its config: {}", Report(&anyhow::Error::from(e)));
+                            failed = true;
+                        }
+                    }
+                }
+                (ServiceKind::Tun(tun), Some(ServiceKind::Tun(old))) => {
+                    if tun != old {
+                        need_restart.push(format!(
+                            "service {}: the TUN client's settings changed: restart to apply them",
+                            service.name
+                        ));
+                    }
+                }
+                (_, Some(_)) => {
+                    need_restart.push(format!("service {}: its kind changed: restart to apply it", service.name))
+                }
+                (_, None) => need_restart.push(format!("service {}: new: restart to start it", service.name)),
+            }
+        }
+        for old in &self.config.services {
+            if !new.services.iter().any(|s| s.name == old.name) {
+                need_restart.push(format!("service {}: removed: restart to stop it", old.name));
+            }
+        }
+        for note in &need_restart {
+            tracing::warn!("{note}");
+        }
+        if !failed {
+            self.config = new;
+        }
+        tracing::info!(not_applied = need_restart.len(), "config reloaded");
+    }
+}
+
+/// A server whose routers have no route at all forwards nothing: say so.
+fn warn_if_no_routes(name: &str, service: &rgost_config::RouterService, config: &Config) {
+    let routed = config.routers.iter().any(|r| !r.routes.is_empty() || !r.sources.is_empty() || r.plugin.is_some());
+    if !routed {
+        tracing::warn!(service = %name, "no router has any route, source or plugin: every packet will be dropped (no route)");
+    } else if service.default_router.is_none() && !config.routers.iter().any(|r| uuid::Uuid::parse_str(&r.name).is_ok())
+    {
+        tracing::warn!(service = %name, "no default router (handler metadata router) and no router named by a router id: every packet will be dropped (no route)");
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

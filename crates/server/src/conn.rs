@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::droplog::DropNotes;
 use crate::handshake::{self, Associate, Refusal};
 use crate::queue::{Budget, Queue};
 use crate::reaper::Reaper;
@@ -263,6 +264,7 @@ impl Server {
     ) -> std::io::Result<()> {
         let mut cache = ReaderCache::default();
         let mut deliveries = Deliveries::default();
+        let mut notes = DropNotes::default();
         // When the unfinished frame at the end of the buffer began.
         let mut partial_since: Option<Instant> = None;
         loop {
@@ -272,9 +274,16 @@ impl Server {
                 read += 1;
                 read_bytes += p.len() as u64;
             });
-            let batch =
-                self.forward(&reg.namespace, packets.map(|p| (p, &reg.host)), &mut cache, buffer_size, &mut deliveries);
+            let batch = self.forward(
+                &reg.namespace,
+                packets.map(|p| (p, &reg.host)),
+                &mut cache,
+                buffer_size,
+                &mut deliveries,
+                &mut notes,
+            );
             stats.batch((read, read_bytes), batch.forwarded, &batch.drops);
+            notes.add(&batch.drops, &self.drop_log, reg.namespace.id());
             let (full, got) = (batch.full, read > 0);
             if full {
                 // A queue filled up: let its writer run before reading more.
@@ -328,6 +337,7 @@ impl Server {
         cache: &mut ReaderCache,
         buffer_size: usize,
         deliveries: &mut Deliveries,
+        notes: &mut DropNotes,
     ) -> Batch {
         let live = self.live.load();
         let router = live.router(&namespace.id());
@@ -364,6 +374,11 @@ impl Server {
                 }
                 Action::Drop(reason) => {
                     tracing::trace!(reason = reason.name(), len = packet.len(), "dropped packet");
+                    if notes.wants_example(reason)
+                        && let Ok(header) = rgost_relay::ip::IpHeader::new_checked(&packet[..])
+                    {
+                        notes.example(reason, header.dst());
+                    }
                     drops.add(reason);
                 }
             }
@@ -400,8 +415,16 @@ impl Server {
             let held = namespace.answered(plugin, addr, gateway, Instant::now().into_std());
             if !held.is_empty() {
                 let packets = held.iter().map(|Held { packet, sender }| (packet.clone(), sender));
-                let batch =
-                    server.forward(&namespace, packets, &mut ReaderCache::default(), 0, &mut Deliveries::default());
+                let mut notes = DropNotes::default();
+                let batch = server.forward(
+                    &namespace,
+                    packets,
+                    &mut ReaderCache::default(),
+                    0,
+                    &mut Deliveries::default(),
+                    &mut notes,
+                );
+                notes.add(&batch.drops, &server.drop_log, namespace.id());
                 // These packets were counted as read by their connections; what became of them is counted apart.
                 let totals = Totals {
                     packets_forwarded: batch.forwarded.0,

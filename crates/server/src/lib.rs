@@ -11,12 +11,14 @@
 pub mod auth;
 pub mod build;
 pub mod conn;
+pub mod droplog;
 pub mod handshake;
 pub mod ingress;
 pub mod limits;
 pub mod queue;
 pub mod reaper;
 pub mod router;
+pub mod service;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -207,6 +209,7 @@ pub struct Server {
     limits: limits::Limits,
     budget: Arc<queue::Budget>,
     reaper: reaper::Reaper,
+    drop_log: droplog::DropLog,
 }
 
 impl Server {
@@ -221,6 +224,7 @@ impl Server {
             limits,
             budget,
             reaper: reaper::Reaper::new(),
+            drop_log: droplog::DropLog::default(),
         })
     }
 
@@ -269,6 +273,7 @@ impl Server {
     /// every connection it accepted.
     pub async fn serve(self: Arc<Self>, listener: Listener, shutdown: CancellationToken) {
         let tasks = tokio_util::task::TaskTracker::new();
+        tasks.spawn(Arc::clone(&self).summarize_drops(shutdown.clone()));
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -299,6 +304,36 @@ impl Server {
         }
         tasks.close();
         tasks.wait().await;
+    }
+}
+
+impl Server {
+    /// Logs the packets dropped in each minute that had any, by reason.
+    async fn summarize_drops(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut last = self.totals();
+        let mut tick = tokio::time::interval(droplog::SUMMARY_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = self.totals();
+            let counts: Vec<String> = now
+                .drop_counts()
+                .zip(last.drop_counts())
+                .filter(|((_, a), (_, b))| a > b)
+                .map(|((name, a), (_, b))| format!("{name}={}", a - b))
+                .collect();
+            if !counts.is_empty() {
+                tracing::info!(
+                    forwarded = now.packets_forwarded - last.packets_forwarded,
+                    "packets dropped in the last minute: {}",
+                    counts.join(" ")
+                );
+            }
+            last = now;
+        }
     }
 }
 
