@@ -29,6 +29,7 @@ struct Established {
     reg: Registration<Peer>,
     queue: Arc<Queue>,
     stats: Arc<ConnStats>,
+    done: CancellationToken,
     reader: ReadHalf,
     writer: WriteHalf,
     frames: FrameReader,
@@ -41,14 +42,14 @@ impl Server {
         // The handshake's state (TLS, WebSocket, plugins) is large and
         // short-lived: it lives on the heap and is gone before the relay,
         // which keeps every connection's resident state small.
-        let Some(established) = Box::pin(self.establish(incoming)).await else { return };
+        let Some(established) = Box::pin(self.establish(incoming, &shutdown)).await else { return };
         let span = established.span.clone();
         self.relay(established, shutdown).instrument(span).await;
     }
 
     /// Runs the transport's and the relay protocol's handshakes and
     /// registers the connection; `None` when it was refused or failed.
-    async fn establish(&self, incoming: Incoming) -> Option<Established> {
+    async fn establish(&self, incoming: Incoming, shutdown: &CancellationToken) -> Option<Established> {
         let remote = canonical(incoming.peer);
         let settings = self.settings();
         // One deadline for the transport's handshakes (TLS, WebSocket) and the request.
@@ -103,6 +104,9 @@ impl Server {
         let frames = FrameReader::with_initial(buf.get(used..).unwrap_or_default());
         drop(buf);
 
+        let connector = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
+        // Ends the connection: its reader, its writer, or anyone closing it.
+        let done = shutdown.child_token();
         let mut built = None;
         let reg = self.fabric.register(router_id, Arc::from(host.as_str()), |_, existing: Option<&Peer>| {
             // A host's connections share one budget.
@@ -113,6 +117,8 @@ impl Server {
                 queue: Arc::new(Queue::new(settings.queue, host_budget, Arc::clone(&self.budget))),
                 stats: Arc::default(),
                 remote,
+                connector,
+                done: done.clone(),
             };
             built = Some(peer.clone());
             peer
@@ -124,12 +130,11 @@ impl Server {
             return None;
         };
         self.stats.accepted();
-        self.log_registration(&settings, &reg, &span, src.as_deref());
+        self.log_registration(&settings, &reg, &span, src.as_deref(), connector);
         drop(settings);
 
-        let connector_id = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
         let mut out = Vec::new();
-        Response::ok(connector_id).encode(&mut out);
+        Response::ok(connector).encode(&mut out);
         if let Err(e) = async {
             writer.write_all(&out).await?;
             writer.flush().await
@@ -141,7 +146,7 @@ impl Server {
             queue.close();
             return None;
         }
-        Some(Established { reg, queue, stats, reader, writer, frames, span })
+        Some(Established { reg, queue, stats, done, reader, writer, frames, span })
     }
 
     /// GOST's order of checks after the version: authentication, command,
@@ -183,11 +188,13 @@ impl Server {
         reg: &Registration<Peer>,
         span: &tracing::Span,
         src: Option<&str>,
+        connector: TunnelId,
     ) {
         let router = settings.router_for(&reg.namespace.id());
         tracing::info!(
             parent: span,
             src = src.unwrap_or("-"),
+            %connector,
             router_name = router.map_or("(none)", |(name, _, _)| name),
             "connected"
         );
@@ -215,8 +222,7 @@ impl Server {
     }
 
     async fn relay(self: Arc<Self>, established: Established, shutdown: CancellationToken) {
-        let Established { reg, queue, stats, mut reader, writer, frames, .. } = established;
-        let done = shutdown.child_token();
+        let Established { reg, queue, stats, done, mut reader, writer, frames, .. } = established;
         spawn_writer(writer, Arc::clone(&queue), Arc::clone(&stats), done.clone(), self.reaper.clone(), shutdown);
         let result = tokio::select! {
             r = self.read_frames(&reg, &stats, &mut reader, frames) => r,

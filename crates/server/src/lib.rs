@@ -198,6 +198,10 @@ pub struct Peer {
     pub stats: Arc<stats::ConnStats>,
     /// The peer's address.
     pub remote: std::net::SocketAddr,
+    /// The connector id it was given in the handshake's reply.
+    pub connector: TunnelId,
+    /// Cancelling it closes the connection.
+    pub done: CancellationToken,
 }
 
 /// A running router service's shared state.
