@@ -98,13 +98,17 @@ impl Server {
                 return None;
             }
         };
-        let Associate { host, router_id, src } = associate;
+        let Associate { host, router_id, src, gso } = associate;
         // Frames that came with the request; the request's buffer goes now,
         // not at the end of the connection.
         let frames = FrameReader::with_initial(buf.get(used..).unwrap_or_default());
         drop(buf);
 
-        let connector = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
+        let mut connector = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
+        if gso {
+            // Granted only to a client that asked: others get today's bytes.
+            connector.reserved[0] |= rgost_relay::gso::RESERVED_GSO;
+        }
         // Ends the connection: its reader, its writer, or anyone closing it.
         let done = shutdown.child_token();
         let mut built = None;
@@ -119,6 +123,7 @@ impl Server {
                 remote,
                 connector,
                 done: done.clone(),
+                gso,
             };
             built = Some(peer.clone());
             peer
@@ -130,7 +135,7 @@ impl Server {
             return None;
         };
         self.stats.accepted();
-        self.log_registration(&settings, &reg, &span, src.as_deref(), connector);
+        self.log_registration(&settings, &reg, &span, src.as_deref(), connector, gso);
         drop(settings);
 
         let mut out = Vec::new();
@@ -189,12 +194,14 @@ impl Server {
         span: &tracing::Span,
         src: Option<&str>,
         connector: TunnelId,
+        gso: bool,
     ) {
         let router = settings.router_for(&reg.namespace.id());
         tracing::info!(
             parent: span,
             src = src.unwrap_or("-"),
             %connector,
+            gso,
             router_name = router.map_or("(none)", |(name, _, _)| name),
             "connected"
         );
@@ -248,6 +255,7 @@ impl Server {
             tracing::info!(
                 duration_s = format_args!("{secs:.1}"),
                 packets_in = totals.packets_in,
+                gso_frames_in = totals.gso_in,
                 bytes_in = totals.bytes_in,
                 packets_out = totals.packets_out,
                 bytes_out = totals.bytes_out,
@@ -274,11 +282,12 @@ impl Server {
         // When the unfinished frame at the end of the buffer began.
         let mut partial_since: Option<Instant> = None;
         loop {
-            let (mut read, mut read_bytes) = (0u64, 0u64);
+            let (mut read, mut read_bytes, mut gso_frames) = (0u64, 0u64, 0u64);
             let buffer_size = frames.buffer_size();
             let packets = std::iter::from_fn(|| frames.next_packet()).inspect(|p| {
                 read += 1;
                 read_bytes += p.len() as u64;
+                gso_frames += u64::from(p.first() == Some(&rgost_relay::gso::GSO_FRAME));
             });
             let batch = self.forward(
                 &reg.namespace,
@@ -288,7 +297,7 @@ impl Server {
                 &mut deliveries,
                 &mut notes,
             );
-            stats.batch((read, read_bytes), batch.forwarded, &batch.drops);
+            stats.batch((read, read_bytes, gso_frames), batch.forwarded, &batch.drops);
             notes.add(&batch.drops, &self.drop_log, reg.namespace.id());
             let (full, got) = (batch.full, read > 0);
             if full {
@@ -392,19 +401,15 @@ impl Server {
         let copy = delivered * 2 < buffer_size;
         let mut out = Batch { drops, ..Batch::default() };
         for (peer, packet) in batch.drain(..) {
-            let packet = if copy { Bytes::copy_from_slice(&packet) } else { packet };
-            let len = packet.len() as u64;
-            match peer.queue.push(packet) {
-                Ok(()) => {
-                    out.forwarded.0 += 1;
-                    out.forwarded.1 += len;
+            if !peer.gso && packet.first() == Some(&rgost_relay::gso::GSO_FRAME) {
+                // A super-packet for a peer that takes only ordinary packets.
+                for segment in segments(&packet) {
+                    out.queue(peer, segment);
                 }
-                Err(reason) => {
-                    out.full |= reason == DropReason::QueueFull;
-                    out.drops.add(reason);
-                    peer.stats.dropped_to();
-                }
+                continue;
             }
+            let packet = if copy { Bytes::copy_from_slice(&packet) } else { packet };
+            out.queue(peer, packet);
         }
         deliveries.put(batch);
         out
@@ -474,6 +479,38 @@ struct Batch {
     drops: DropCounts,
     /// Whether a queue was full.
     full: bool,
+}
+
+impl Batch {
+    /// Queues `packet` on `peer`, counting what happens.
+    fn queue(&mut self, peer: &Peer, packet: Bytes) {
+        let len = packet.len() as u64;
+        match peer.queue.push(packet) {
+            Ok(()) => {
+                self.forwarded.0 += 1;
+                self.forwarded.1 += len;
+            }
+            Err(reason) => {
+                self.full |= reason == DropReason::QueueFull;
+                self.drops.add(reason);
+                peer.stats.dropped_to();
+            }
+        }
+    }
+}
+
+/// The ordinary packets a GSO frame stands for, in one allocation (the core
+/// checked the frame: it always segments).
+fn segments(frame: &Bytes) -> Vec<Bytes> {
+    let rgost_relay::gso::Payload::Gso(gso) = rgost_relay::gso::classify(frame) else { return Vec::new() };
+    let Ok(super_packet) = rgost_relay::gso::SuperPacket::new_checked(gso.packet, gso.gso_size) else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::with_capacity(frame.len() + super_packet.segments() * super_packet.header_len());
+    let mut lens = Vec::with_capacity(super_packet.segments());
+    super_packet.segment(&mut bytes, |len| lens.push(len));
+    let mut bytes = Bytes::from(bytes);
+    lens.into_iter().map(|len| bytes.split_to(len)).collect()
 }
 
 /// Starts the writer task. Not inlined into the async caller: a future
