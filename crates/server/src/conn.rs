@@ -400,17 +400,27 @@ impl Server {
         }
         let copy = delivered * 2 < buffer_size;
         let mut out = Batch { drops, ..Batch::default() };
+        // Consecutive packets for one connection are queued together.
+        let mut run = std::mem::take(&mut deliveries.run);
+        let mut run_peer: Option<&Peer> = None;
         for (peer, packet) in batch.drain(..) {
+            if let Some(previous) = run_peer
+                && !std::ptr::eq(previous, peer)
+            {
+                out.queue(previous, &mut run);
+            }
+            run_peer = Some(peer);
             if !peer.gso && packet.first() == Some(&rgost_relay::gso::GSO_FRAME) {
                 // A super-packet for a peer that takes only ordinary packets.
-                for segment in segments(&packet) {
-                    out.queue(peer, segment);
-                }
+                run.extend(segments(&packet));
                 continue;
             }
-            let packet = if copy { Bytes::copy_from_slice(&packet) } else { packet };
-            out.queue(peer, packet);
+            run.push(if copy { Bytes::copy_from_slice(&packet) } else { packet });
         }
+        if let Some(peer) = run_peer {
+            out.queue(peer, &mut run);
+        }
+        deliveries.run = run;
         deliveries.put(batch);
         out
     }
@@ -452,12 +462,16 @@ impl Server {
 /// The deliveries of one batch, kept between batches so that routing a
 /// batch allocates nothing.
 #[derive(Debug, Default)]
-struct Deliveries(Vec<(&'static Peer, Bytes)>);
+struct Deliveries {
+    list: Vec<(&'static Peer, Bytes)>,
+    /// The packets of a run for one connection.
+    run: Vec<Bytes>,
+}
 
 impl Deliveries {
     /// The (empty) list, for references that live as long as one batch.
     fn take<'a>(&mut self) -> Vec<(&'a Peer, Bytes)> {
-        std::mem::take(&mut self.0)
+        std::mem::take(&mut self.list)
     }
 
     /// Gives the list back; what is left in it is dropped.
@@ -466,7 +480,7 @@ impl Deliveries {
         // no element survives, so the borrowed references go with the batch.
         #[allow(clippy::unnecessary_filter_map)]
         let empty = batch.into_iter().filter_map(|_| None).collect();
-        self.0 = empty;
+        self.list = empty;
     }
 }
 
@@ -482,19 +496,15 @@ struct Batch {
 }
 
 impl Batch {
-    /// Queues `packet` on `peer`, counting what happens.
-    fn queue(&mut self, peer: &Peer, packet: Bytes) {
-        let len = packet.len() as u64;
-        match peer.queue.push(packet) {
-            Ok(()) => {
-                self.forwarded.0 += 1;
-                self.forwarded.1 += len;
-            }
-            Err(reason) => {
-                self.full |= reason == DropReason::QueueFull;
-                self.drops.add(reason);
-                peer.stats.dropped_to();
-            }
+    /// Queues the packets of `run` on `peer`, counting what happens.
+    fn queue(&mut self, peer: &Peer, run: &mut Vec<Bytes>) {
+        let pushed = peer.queue.push_many(run);
+        self.forwarded.0 += pushed.packets;
+        self.forwarded.1 += pushed.bytes;
+        if let (n, Some(reason)) = pushed.dropped {
+            self.full |= reason == DropReason::QueueFull;
+            self.drops.add_n(reason, n);
+            peer.stats.dropped_to(n);
         }
     }
 }

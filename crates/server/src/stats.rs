@@ -85,9 +85,9 @@ impl ConnStats {
         add(&self.bytes_out, bytes);
     }
 
-    /// Counts a packet for this connection that was dropped.
-    pub fn dropped_to(&self) {
-        add(&self.dropped_to, 1);
+    /// Counts packets for this connection that were dropped.
+    pub fn dropped_to(&self, n: u64) {
+        add(&self.dropped_to, n);
     }
 
     /// The counters now.
@@ -167,8 +167,13 @@ pub struct DropCounts(pub(crate) [u64; DropReason::COUNT]);
 impl DropCounts {
     /// Counts one drop.
     pub fn add(&mut self, reason: DropReason) {
+        self.add_n(reason, 1);
+    }
+
+    /// Counts `n` drops.
+    pub fn add_n(&mut self, reason: DropReason, n: u64) {
         if let Some(count) = self.0.get_mut(reason.index()) {
-            *count += 1;
+            *count += n;
         }
     }
 
