@@ -1,7 +1,8 @@
 //! Where routers, ingresses and authers get their entries besides the inline
 //! config, and GOST's HTTP plugin protocol.
 //!
-//! - [`parse_lines`]: GOST's data-source line format (`key value`, `#` comments).
+//! - [`parse_lines`]: GOST's data-source line format (`key value`, `#` comments);
+//!   [`parse_keyed_lines`] for limit lines (`key value...`).
 //! - [`Fetcher`] / [`fetch`]: read the file, redis and http sources of a
 //!   [`Sources`](rgost_config::Sources) block, each independently.
 //! - [`merge`]: combine them with the priority http > redis > file > inline.
@@ -25,7 +26,7 @@ mod reload;
 
 pub use error::{PluginError, SourceError};
 pub use fetch::{FetchResult, Fetched, Fetcher, REDIS_TIMEOUT, SOURCE_BODY_LIMIT, fetch};
-pub use lines::{BadLine, Parsed, parse_lines};
+pub use lines::{BadLine, LineFormat, Parsed, parse_keyed_lines, parse_lines};
 pub use merge::merge;
 pub use plugin::{AuthPlugin, IngressPlugin, PLUGIN_BODY_LIMIT, RouterPlugin};
 pub use reload::{InitialLoad, Reloader, spawn_reloader};
