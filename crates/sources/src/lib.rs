@@ -9,7 +9,8 @@
 //! - [`Reloader`] / [`spawn_reloader`]: load at start, re-read every `reload`
 //!   period, keep each source's last good data when it fails, and hand the
 //!   merged entries to the caller only when they changed.
-//! - [`RouterPlugin`], [`IngressPlugin`], [`AuthPlugin`]: HTTP plugin clients.
+//! - [`RouterPlugin`], [`IngressPlugin`], [`AuthPlugin`], [`LimiterPlugin`],
+//!   [`ObserverPlugin`]: HTTP plugin clients.
 //!
 //! Nothing here knows about tunnels, sockets or TUN devices; keys and values
 //! are plain strings that the caller interprets (and normalises).
@@ -28,7 +29,10 @@ pub use error::{PluginError, SourceError};
 pub use fetch::{FetchResult, Fetched, Fetcher, REDIS_TIMEOUT, SOURCE_BODY_LIMIT, fetch};
 pub use lines::{BadLine, LineFormat, Parsed, parse_keyed_lines, parse_lines};
 pub use merge::merge;
-pub use plugin::{AuthPlugin, IngressPlugin, PLUGIN_BODY_LIMIT, RouterPlugin};
+pub use plugin::{
+    AuthPlugin, IngressPlugin, LimitQuery, LimiterPlugin, ObserverEvent, ObserverPlugin, ObserverStats,
+    PLUGIN_BODY_LIMIT, RouterPlugin,
+};
 pub use reload::{InitialLoad, Reloader, spawn_reloader};
 
 /// One entry: a key and its value (`dst gateway`, `hostname endpoint`,
