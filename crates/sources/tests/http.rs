@@ -272,7 +272,7 @@ async fn observer_plugin_posts_events_and_wants_ok() {
             "stats": {"totalConns": 2, "currentConns": 1, "inputBytes": 10, "outputBytes": 20, "totalErrs": 1}}]})
     );
     server.set_reply(Reply::ok(r#"{"ok": false}"#));
-    assert!(matches!(p.observe(&[event.clone()]).await, Err(PluginError::NotOk { .. })));
+    assert!(matches!(p.observe(std::slice::from_ref(&event)).await, Err(PluginError::NotOk { .. })));
     server.set_reply(Reply::status(503, r#"{"ok": true}"#));
     assert!(matches!(p.observe(&[event]).await, Err(PluginError::Status { status: 503, .. })));
 }
