@@ -77,6 +77,12 @@ impl TokenBucket {
         }
     }
 
+    /// Whether `n` tokens are there at `now`, taking none.
+    pub fn has(&mut self, n: u64, now: Duration) -> bool {
+        self.refill(now);
+        self.tokens >= n as f64
+    }
+
     /// Whether the bucket is full at `now`: it then behaves exactly like a
     /// new one, so whoever keeps many buckets may forget it.
     pub fn is_full(&self, now: Duration) -> bool {
@@ -153,7 +159,9 @@ mod tests {
         assert!(b.try_take(1, ms(0)));
         assert!(b.try_take(1, ms(0)));
         assert!(!b.try_take(1, ms(0)));
+        assert!(!b.has(1, ms(400)), "0.8 tokens");
         assert!(!b.try_take(1, ms(400)), "0.8 tokens");
+        assert!(b.has(1, ms(500)));
         assert!(b.try_take(1, ms(500)));
         assert!(!b.try_take(1, ms(500)));
     }

@@ -12,7 +12,7 @@
 //! everything queued in one go and writes it out.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -77,6 +77,9 @@ pub struct Queue {
     limits: QueueLimits,
     host: Arc<Budget>,
     server: Arc<Budget>,
+    /// Whether the writer paces its output (a traffic limit): a full queue
+    /// then means the limit, not a slow reader.
+    paced: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -90,7 +93,13 @@ struct State {
 impl Queue {
     /// An empty queue charging `host` and `server` besides its own bounds.
     pub fn new(limits: QueueLimits, host: Arc<Budget>, server: Arc<Budget>) -> Queue {
-        Queue { state: Mutex::default(), ready: Notify::new(), limits, host, server }
+        Queue { state: Mutex::default(), ready: Notify::new(), limits, host, server, paced: AtomicBool::new(false) }
+    }
+
+    /// Says whether the writer paces this queue's output: packets that do
+    /// not fit are then dropped as [`DropReason::RateLimited`].
+    pub fn set_paced(&self, paced: bool) {
+        self.paced.store(paced, Ordering::Relaxed);
     }
 
     /// The host budget this queue charges (shared with the host's other connections).
@@ -106,6 +115,10 @@ impl Queue {
             return Err(DropReason::Closed);
         }
         if state.packets.len() >= self.limits.packets || state.charged + charge > self.limits.bytes {
+            // Read only here, when the packet is dropped anyway.
+            if self.paced.load(Ordering::Relaxed) {
+                return Err(DropReason::RateLimited);
+            }
             return Err(DropReason::QueueFull);
         }
         if !self.host.try_charge(charge) {
@@ -216,6 +229,9 @@ mod tests {
         q.push(packet(10)).unwrap();
         q.push(packet(10)).unwrap();
         assert_eq!(q.push(packet(10)), Err(DropReason::QueueFull), "packets");
+        q.set_paced(true);
+        assert_eq!(q.push(packet(10)), Err(DropReason::RateLimited), "full because the writer is paced");
+        q.set_paced(false);
         q.close();
         assert_eq!(q.push(packet(10)), Err(DropReason::Closed));
         assert_eq!((host.used(), server.used()), (0, 0), "closing releases what was queued");
