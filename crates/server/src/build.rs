@@ -100,9 +100,8 @@ async fn attach_shapers(
         settings.shaping.rate_limiter = Some(build_rate_limiter(limiter, shutdown).await);
     }
     if let Some(observer) = config.observers.iter().find(|o| Some(&o.name) == shaping.observer.as_ref()) {
-        let built = Observer::new(observer, shaping.observe.period, shaping.observe.reset_traffic).map_err(
-            |source| BuildError::Plugin { what: "observer", name: observer.name.clone(), source },
-        )?;
+        let built = Observer::new(observer, shaping.observe.period, shaping.observe.reset_traffic)
+            .map_err(|source| BuildError::Plugin { what: "observer", name: observer.name.clone(), source })?;
         settings.shaping.observer = Some(Arc::new(built));
     }
     Ok(())

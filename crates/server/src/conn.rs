@@ -556,14 +556,18 @@ async fn write_queue(
             () = done.cancelled() => None,
         };
         let Some(charge) = charge else { break };
-        if pacer.stale() {
-            server.repace(&mut pacer, &who, Dir::Out);
+        let repace = |pacer: &mut Pacer| {
+            server.repace(pacer, &who, Dir::Out);
             queue.set_paced(pacer.is_paced());
+        };
+        if pacer.stale() {
+            repace(&mut pacer);
         }
         let (packets, bytes) = (batch.len() as u64, batch.iter().map(|p| p.len() as u64).sum());
         let written = if pacer.is_paced() {
+            let packets = batch.make_contiguous();
             tokio::select! {
-                written = shaping::write_paced(&mut out, &mut writer, batch.make_contiguous(), &pacer) => written,
+                written = shaping::write_paced(&mut out, &mut writer, packets, &mut pacer, &repace) => written,
                 () = done.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
             }
         } else {

@@ -177,13 +177,20 @@ mod tests {
         assert_eq!(events[0].service, "svc");
         assert_eq!(
             events[0].stats,
-            Some(ObserverStats { total_conns: 1, current_conns: 1, input_bytes: 100, output_bytes: 200, total_errs: 0 })
+            Some(ObserverStats {
+                total_conns: 1,
+                current_conns: 1,
+                input_bytes: 100,
+                output_bytes: 200,
+                total_errs: 0
+            })
         );
         // Nothing changed for b: only a's event.
         let events = ledger.events("svc", &open(&[("a", 1, 150, 200), ("b", 1, 0, 0)]), false);
-        assert_eq!(stats(&events).iter().map(|(c, s)| (c.chars().next(), s.input_bytes)).collect::<Vec<_>>(), [
-            (Some('a'), 150)
-        ]);
+        assert_eq!(
+            stats(&events).iter().map(|(c, s)| (c.chars().next(), s.input_bytes)).collect::<Vec<_>>(),
+            [(Some('a'), 150)]
+        );
         // a's connection closes with an error, and it reconnects.
         let totals = Totals { bytes_in: 160, bytes_out: 210, ..Totals::default() };
         ledger.closed(client("a"), &totals, true);
@@ -191,7 +198,13 @@ mod tests {
         let events = ledger.events("svc", &open(&[("a", 1, 5, 0), ("b", 1, 0, 0)]), false);
         assert_eq!(
             events[0].stats,
-            Some(ObserverStats { total_conns: 2, current_conns: 1, input_bytes: 165, output_bytes: 210, total_errs: 1 })
+            Some(ObserverStats {
+                total_conns: 2,
+                current_conns: 1,
+                input_bytes: 165,
+                output_bytes: 210,
+                total_errs: 1
+            })
         );
         // b goes away: one last event says so, then nothing.
         ledger.closed(client("b"), &Totals::default(), false);

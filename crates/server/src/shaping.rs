@@ -451,19 +451,12 @@ impl Plugin {
     /// The plugin's rates for `client`; `None` when it could not answer.
     async fn ask(&self, limiter: &str, src: SocketAddr, client: &str) -> Option<Rates> {
         let src_text = src.to_string();
-        let query = LimitQuery {
-            service: &self.service,
-            scope: "client",
-            network: "ip",
-            addr: "",
-            client,
-            src: &src_text,
-        };
+        let query =
+            LimitQuery { service: &self.service, scope: "client", network: "ip", addr: "", client, src: &src_text };
         match self.client.limits(&query).await {
-            Ok(Some((input, output))) => Some(Rates {
-                input: input.map(|r| Rate::new(r, None)),
-                output: output.map(|r| Rate::new(r, None)),
-            }),
+            Ok(Some((input, output))) => {
+                Some(Rates { input: input.map(|r| Rate::new(r, None)), output: output.map(|r| Rate::new(r, None)) })
+            }
             // Any status but 200: no limit, as in GOST.
             Ok(None) => Some(Rates::default()),
             Err(e) => {
@@ -504,6 +497,18 @@ impl Pacer {
         !self.buckets.is_empty()
     }
 
+    /// How many bytes to send between two takes: the smallest bucket, at
+    /// most [`PACED_CHUNK`], so that no bucket's wait is longer than its own
+    /// burst's time.
+    pub fn chunk(&self) -> usize {
+        self.buckets
+            .iter()
+            .filter_map(|b| b.lock().as_ref().map(|t| t.burst() as usize))
+            .min()
+            .unwrap_or(PACED_CHUNK)
+            .min(PACED_CHUNK)
+    }
+
     /// Takes `n` bytes from every bucket; how long to wait before going on
     /// (the longest of their waits).
     pub fn take(&self, n: u64) -> Duration {
@@ -516,23 +521,33 @@ impl Pacer {
 const PACED_CHUNK: usize = 64 << 10;
 
 /// Writes `packets` as frames like [`FrameWriter::write_all`], in chunks of
-/// at most [`PACED_CHUNK`] bytes, each after the wait `pacer` asks for.
-/// Returns the packets skipped as too long for a frame.
+/// at most the smallest bucket (and [`PACED_CHUNK`]), each after the wait
+/// `pacer` asks for. Limits that change meanwhile apply from the next chunk
+/// on (`repace` chooses the buckets again). Returns the packets skipped as
+/// too long for a frame.
 pub async fn write_paced(
     out: &mut FrameWriter,
     w: &mut WriteHalf,
     packets: &[bytes::Bytes],
-    pacer: &Pacer,
+    pacer: &mut Pacer,
+    repace: &(dyn Fn(&mut Pacer) + Send + Sync),
 ) -> std::io::Result<usize> {
     let mut skipped = 0;
     let mut rest = packets;
     while !rest.is_empty() {
+        if pacer.stale() {
+            repace(pacer);
+        }
+        if !pacer.is_paced() {
+            return Ok(skipped + out.write_all(w, rest).await?);
+        }
+        let limit = pacer.chunk();
         let mut bytes = 0;
         let end = rest
             .iter()
             .position(|p| {
                 bytes += p.len();
-                bytes > PACED_CHUNK
+                bytes > limit
             })
             .unwrap_or(rest.len())
             .max(1);
