@@ -345,8 +345,15 @@ impl TrafficLimiter {
             (Mode::Client, Some(plugin)) => {
                 // A plugin's client always has its bucket, unlimited until
                 // the plugin says otherwise, so a later answer applies to it.
+                // A client it was never asked about (connected before the
+                // limiter came with a reload) is asked at the next refresh.
                 let key = (Arc::clone(&who.host), who.router);
-                let rate = plugin.lock().get(&key).and_then(|a| a.rates.get(dir));
+                let rate = plugin
+                    .lock()
+                    .entry(key)
+                    .or_insert(Answer { rates: Rates::default(), src: who.remote })
+                    .rates
+                    .get(dir);
                 buckets.push(self.shared(Key::Client(Arc::clone(&who.host), who.router, dir), rate));
             }
             (Mode::Client, None) => {

@@ -361,3 +361,66 @@ async fn a_limiter_plugin_is_asked_about_each_client_and_its_answer_applies() {
     until(|| running.server.totals().drops(DropReason::RateLimited) > 0).await;
     stop.cancel();
 }
+
+#[tokio::test]
+async fn a_changed_plugin_answer_applies_at_the_next_refresh() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let stop = CancellationToken::new();
+    let out = Arc::new(AtomicU64::new(0));
+    let rate = Arc::clone(&out);
+    let http = Http::start(move |_| (200, format!(r#"{{"in": 0, "out": {}}}"#, rate.load(Ordering::Relaxed)))).await;
+    let yaml = config(
+        "    limiter: plugin\n",
+        &format!("limiters:\n- name: plugin\n  plugin: {{type: http, addr: '{}'}}\n", http.url("/limiter")),
+    )
+    .replace("      readTimeout: 2s\n", "      readTimeout: 2s\n      limiter.refreshInterval: 1s\n");
+    let running = start(settings_from(&yaml, &stop).await);
+    let mut h1 = Client::ok(running.addr, "host-1").await;
+    let mut h2 = Client::ok(running.addr, "host-2").await;
+    // Unlimited at first: a flood no larger than a queue arrives whole.
+    h1.stream.write_all(&burst(128, 1024)).await.unwrap();
+    for _ in 0..128 {
+        h2.recv().await;
+    }
+    // The plugin now says 64 KiB/s: after the next refresh, floods to host-2 are paced.
+    out.store(65536, Ordering::Relaxed);
+    let asked = http.bodies().len();
+    for _ in 0..100 {
+        if http.bodies().len() >= asked + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(http.bodies().len() >= asked + 2, "the plugin was not asked again");
+    h1.stream.write_all(&burst(2048, 1024)).await.unwrap();
+    until(|| running.server.totals().drops(DropReason::RateLimited) > 0).await;
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn limit_lines_from_a_file_apply_and_reload_under_open_connections() {
+    let stop = CancellationToken::new();
+    let dir = std::env::temp_dir().join(format!("rgost-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("limits.txt");
+    std::fs::write(&file, "# nothing for host-2 yet\nhost-3 1MB 1MB\n").unwrap();
+    let yaml = config(
+        "    limiter: l\n",
+        &format!("limiters:\n- name: l\n  reload: 100ms\n  file: {{path: '{}'}}\n", file.display()),
+    );
+    let running = start(settings_from(&yaml, &stop).await);
+    let mut h1 = Client::ok(running.addr, "host-1").await;
+    let mut h2 = Client::ok(running.addr, "host-2").await;
+    h1.stream.write_all(&burst(128, 1024)).await.unwrap();
+    for _ in 0..128 {
+        h2.recv().await;
+    }
+    assert_eq!(running.server.totals().drops(DropReason::RateLimited), 0);
+    // A line for host-2 appears: its open connection is paced from then on.
+    std::fs::write(&file, "host-3 1MB 1MB\nhost-2\t0  64KB   # now limited\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h1.stream.write_all(&burst(2048, 1024)).await.unwrap();
+    until(|| running.server.totals().drops(DropReason::RateLimited) > 0).await;
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
