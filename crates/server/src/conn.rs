@@ -100,7 +100,7 @@ impl Server {
                 return None;
             }
         };
-        let Associate { host, router_id, src } = associate;
+        let Associate { host, router_id, src, gso } = associate;
         let who = Arc::new(Who { host: Arc::from(host.as_str()), router: router_id, remote });
         // A limiter plugin is asked before the reply, so that the client's
         // first packets are already paced.
@@ -112,7 +112,11 @@ impl Server {
         let frames = FrameReader::with_initial(buf.get(used..).unwrap_or_default());
         drop(buf);
 
-        let connector = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
+        let mut connector = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
+        if gso {
+            // Granted only to a client that asked: others get today's bytes.
+            connector.reserved[0] |= rgost_relay::gso::RESERVED_GSO;
+        }
         // Ends the connection: its reader, its writer, or anyone closing it.
         let done = shutdown.child_token();
         let mut built = None;
@@ -127,6 +131,7 @@ impl Server {
                 remote,
                 connector,
                 done: done.clone(),
+                gso,
             };
             built = Some(peer.clone());
             peer
@@ -141,7 +146,7 @@ impl Server {
         if settings.shaping.observer.is_some() {
             self.ledger.connected((router_id, Arc::clone(&reg.host)));
         }
-        self.log_registration(&settings, &reg, &span, src.as_deref(), connector);
+        self.log_registration(&settings, &reg, &span, src.as_deref(), connector, gso);
         drop(settings);
 
         let mut out = Vec::new();
@@ -200,12 +205,14 @@ impl Server {
         span: &tracing::Span,
         src: Option<&str>,
         connector: TunnelId,
+        gso: bool,
     ) {
         let router = settings.router_for(&reg.namespace.id());
         tracing::info!(
             parent: span,
             src = src.unwrap_or("-"),
             %connector,
+            gso,
             router_name = router.map_or("(none)", |(name, _, _)| name),
             "connected"
         );
@@ -263,6 +270,7 @@ impl Server {
             tracing::info!(
                 duration_s = format_args!("{secs:.1}"),
                 packets_in = totals.packets_in,
+                gso_frames_in = totals.gso_in,
                 bytes_in = totals.bytes_in,
                 packets_out = totals.packets_out,
                 bytes_out = totals.bytes_out,
@@ -292,11 +300,12 @@ impl Server {
         // When the unfinished frame at the end of the buffer began.
         let mut partial_since: Option<Instant> = None;
         loop {
-            let (mut read, mut read_bytes) = (0u64, 0u64);
+            let (mut read, mut read_bytes, mut gso_frames) = (0u64, 0u64, 0u64);
             let buffer_size = frames.buffer_size();
             let packets = std::iter::from_fn(|| frames.next_packet()).inspect(|p| {
                 read += 1;
                 read_bytes += p.len() as u64;
+                gso_frames += u64::from(p.first() == Some(&rgost_relay::gso::GSO_FRAME));
             });
             let batch = self.forward(
                 &reg.namespace,
@@ -306,7 +315,7 @@ impl Server {
                 &mut deliveries,
                 &mut notes,
             );
-            stats.batch((read, read_bytes), batch.forwarded, &batch.drops);
+            stats.batch((read, read_bytes, gso_frames), batch.forwarded, &batch.drops);
             notes.add(&batch.drops, &self.drop_log, reg.namespace.id());
             let (full, got) = (batch.full, read > 0);
             if full {
@@ -423,21 +432,27 @@ impl Server {
         }
         let copy = delivered * 2 < buffer_size;
         let mut out = Batch { drops, ..Batch::default() };
+        // Consecutive packets for one connection are queued together.
+        let mut run = std::mem::take(&mut deliveries.run);
+        let mut run_peer: Option<&Peer> = None;
         for (peer, packet) in batch.drain(..) {
-            let packet = if copy { Bytes::copy_from_slice(&packet) } else { packet };
-            let len = packet.len() as u64;
-            match peer.queue.push(packet) {
-                Ok(()) => {
-                    out.forwarded.0 += 1;
-                    out.forwarded.1 += len;
-                }
-                Err(reason) => {
-                    out.full |= reason == DropReason::QueueFull;
-                    out.drops.add(reason);
-                    peer.stats.dropped_to();
-                }
+            if let Some(previous) = run_peer
+                && !std::ptr::eq(previous, peer)
+            {
+                out.queue(previous, &mut run);
             }
+            run_peer = Some(peer);
+            if !peer.gso && packet.first() == Some(&rgost_relay::gso::GSO_FRAME) {
+                // A super-packet for a peer that takes only ordinary packets.
+                run.extend(segments(&packet));
+                continue;
+            }
+            run.push(if copy { Bytes::copy_from_slice(&packet) } else { packet });
         }
+        if let Some(peer) = run_peer {
+            out.queue(peer, &mut run);
+        }
+        deliveries.run = run;
         deliveries.put(batch);
         out
     }
@@ -479,12 +494,16 @@ impl Server {
 /// The deliveries of one batch, kept between batches so that routing a
 /// batch allocates nothing.
 #[derive(Debug, Default)]
-struct Deliveries(Vec<(&'static Peer, Bytes)>);
+struct Deliveries {
+    list: Vec<(&'static Peer, Bytes)>,
+    /// The packets of a run for one connection.
+    run: Vec<Bytes>,
+}
 
 impl Deliveries {
     /// The (empty) list, for references that live as long as one batch.
     fn take<'a>(&mut self) -> Vec<(&'a Peer, Bytes)> {
-        std::mem::take(&mut self.0)
+        std::mem::take(&mut self.list)
     }
 
     /// Gives the list back; what is left in it is dropped.
@@ -493,7 +512,7 @@ impl Deliveries {
         // no element survives, so the borrowed references go with the batch.
         #[allow(clippy::unnecessary_filter_map)]
         let empty = batch.into_iter().filter_map(|_| None).collect();
-        self.0 = empty;
+        self.list = empty;
     }
 }
 
@@ -506,6 +525,34 @@ struct Batch {
     drops: DropCounts,
     /// Whether a queue was full.
     full: bool,
+}
+
+impl Batch {
+    /// Queues the packets of `run` on `peer`, counting what happens.
+    fn queue(&mut self, peer: &Peer, run: &mut Vec<Bytes>) {
+        let pushed = peer.queue.push_many(run);
+        self.forwarded.0 += pushed.packets;
+        self.forwarded.1 += pushed.bytes;
+        if let (n, Some(reason)) = pushed.dropped {
+            self.full |= reason == DropReason::QueueFull;
+            self.drops.add_n(reason, n);
+            peer.stats.dropped_to(n);
+        }
+    }
+}
+
+/// The ordinary packets a GSO frame stands for, in one allocation (the core
+/// checked the frame: it always segments).
+fn segments(frame: &Bytes) -> Vec<Bytes> {
+    let rgost_relay::gso::Payload::Gso(gso) = rgost_relay::gso::classify(frame) else { return Vec::new() };
+    let Ok(super_packet) = rgost_relay::gso::SuperPacket::new_checked(gso.packet, gso.gso_size) else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::with_capacity(frame.len() + super_packet.segments() * super_packet.header_len());
+    let mut lens = Vec::with_capacity(super_packet.segments());
+    super_packet.segment(&mut bytes, |len| lens.push(len));
+    let mut bytes = Bytes::from(bytes);
+    lens.into_iter().map(|len| bytes.split_to(len)).collect()
 }
 
 /// Starts the writer task. Not inlined into the async caller: a future

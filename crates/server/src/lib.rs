@@ -245,6 +245,8 @@ pub struct Peer {
     pub connector: TunnelId,
     /// Cancelling it closes the connection.
     pub done: CancellationToken,
+    /// Whether it takes GSO frames (super-packets); others get them cut into packets.
+    pub gso: bool,
 }
 
 /// A running router service's shared state.
