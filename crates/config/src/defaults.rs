@@ -48,3 +48,13 @@ pub const SERVER_QUEUE_BYTES: usize = 256 << 20;
 pub const KEEPALIVE_PERIOD: Duration = Duration::from_secs(15);
 /// TCP_USER_TIMEOUT (`userTimeout`).
 pub const USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the router handler reports each client's stats to its
+/// observer (`observePeriod`, as in GOST).
+pub const OBSERVE_PERIOD: Duration = Duration::from_secs(5);
+/// The shortest observer period GOST allows; shorter ones are raised to it.
+pub const OBSERVE_PERIOD_MIN: Duration = Duration::from_secs(1);
+/// How often a limiter plugin is asked again about a client
+/// (`limiter.refreshInterval`, as in GOST).
+pub const LIMITER_REFRESH: Duration = Duration::from_secs(30);
+/// The shortest `limiter.refreshInterval` GOST allows.
+pub const LIMITER_REFRESH_MIN: Duration = Duration::from_secs(1);

@@ -22,6 +22,9 @@ pub(crate) struct RawConfig {
     pub(crate) routers: Option<Vec<RawRouter>>,
     pub(crate) ingresses: Option<Vec<RawIngress>>,
     pub(crate) authers: Option<Vec<RawAuther>>,
+    pub(crate) limiters: Option<Vec<RawLimiter>>,
+    pub(crate) rlimiters: Option<Vec<RawLimiter>>,
+    pub(crate) observers: Option<Vec<RawObserver>>,
     // GOST sections rgost does not implement: read to be reported by name.
     hops: Option<IgnoredAny>,
     admissions: Option<IgnoredAny>,
@@ -30,10 +33,7 @@ pub(crate) struct RawConfig {
     hosts: Option<IgnoredAny>,
     sds: Option<IgnoredAny>,
     recorders: Option<IgnoredAny>,
-    limiters: Option<IgnoredAny>,
     climiters: Option<IgnoredAny>,
-    rlimiters: Option<IgnoredAny>,
-    observers: Option<IgnoredAny>,
     loggers: Option<IgnoredAny>,
     tls: Option<IgnoredAny>,
     log: Option<IgnoredAny>,
@@ -53,10 +53,7 @@ impl RawConfig {
             ("hosts", self.hosts.is_some()),
             ("sds", self.sds.is_some()),
             ("recorders", self.recorders.is_some()),
-            ("limiters", self.limiters.is_some()),
             ("climiters", self.climiters.is_some()),
-            ("rlimiters", self.rlimiters.is_some()),
-            ("observers", self.observers.is_some()),
             ("loggers", self.loggers.is_some()),
             ("tls", self.tls.is_some()),
             ("log", self.log.is_some()),
@@ -78,6 +75,10 @@ pub(crate) struct RawService {
     pub(crate) handler: Option<RawHandler>,
     pub(crate) listener: Option<RawListener>,
     pub(crate) forwarder: Option<RawForwarder>,
+    /// The listener's traffic limiter (`$` service, `$$` per connection).
+    pub(crate) limiter: Option<String>,
+    /// New connections per second.
+    pub(crate) rlimiter: Option<String>,
     pub(crate) metadata: Option<Metadata>,
 }
 
@@ -90,6 +91,10 @@ pub(crate) struct RawHandler {
     pub(crate) chain: Option<String>,
     pub(crate) auth: Option<RawAuth>,
     pub(crate) auther: Option<String>,
+    /// The traffic limiter applied to each client (`host@router-id`).
+    pub(crate) limiter: Option<String>,
+    /// The observer that gets each client's stats.
+    pub(crate) observer: Option<String>,
     pub(crate) metadata: Option<Metadata>,
 }
 
@@ -248,7 +253,28 @@ pub(crate) struct RawAuther {
     pub(crate) plugin: Option<RawPlugin>,
 }
 
-/// Data sources and plugin shared by routers, ingresses and authers.
+/// `limiters[]` and `rlimiters[]` (one schema; rate limiters have no plugin).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimiter {
+    pub(crate) name: Option<String>,
+    pub(crate) limits: Option<Vec<String>>,
+    pub(crate) reload: Option<Value>,
+    pub(crate) file: Option<RawFile>,
+    pub(crate) redis: Option<RawRedis>,
+    pub(crate) http: Option<RawHttp>,
+    pub(crate) plugin: Option<RawPlugin>,
+}
+
+/// `observers[]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawObserver {
+    pub(crate) name: Option<String>,
+    pub(crate) plugin: Option<RawPlugin>,
+}
+
+/// Data sources and plugin shared by routers, ingresses, authers and limiters.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawSources<'a> {
     pub(crate) reload: Option<&'a Value>,
@@ -274,7 +300,7 @@ macro_rules! sources_of {
     )*};
 }
 
-sources_of!(RawRouter, RawIngress, RawAuther);
+sources_of!(RawRouter, RawIngress, RawAuther, RawLimiter);
 
 /// `file: {path}`.
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -225,6 +225,7 @@ fn tcp_router_service(default_router: &str, ingress: Option<&str>) -> Service {
             route_cache_ttl: Duration::ZERO,
             limits: Limits::default(),
             keepalive: Keepalive::default(),
+            shaping: Shaping::default(),
         }),
     }
 }
@@ -245,6 +246,9 @@ fn seed_server_config() -> Config {
         }],
         ingresses: vec![],
         authers: vec![],
+        limiters: vec![],
+        rlimiters: vec![],
+        observers: vec![],
     }
 }
 

@@ -21,6 +21,7 @@ use crate::handshake::{self, Associate, Refusal};
 use crate::queue::{Budget, Queue};
 use crate::reaper::Reaper;
 use crate::router::Router;
+use crate::shaping::{self, Dir, Pacer, Who};
 use crate::stats::{ConnStats, DropCounts, DropReason, Totals};
 use crate::{Peer, Server};
 
@@ -34,6 +35,7 @@ struct Established {
     writer: WriteHalf,
     frames: FrameReader,
     span: tracing::Span,
+    who: Arc<Who>,
 }
 
 impl Server {
@@ -99,6 +101,12 @@ impl Server {
             }
         };
         let Associate { host, router_id, src, gso } = associate;
+        let who = Arc::new(Who { host: Arc::from(host.as_str()), router: router_id, remote });
+        // A limiter plugin is asked before the reply, so that the client's
+        // first packets are already paced.
+        if let Some(limiter) = &settings.shaping.limiter {
+            let _ = tokio::time::timeout_at(deadline, limiter.prepare(&who)).await;
+        }
         // Frames that came with the request; the request's buffer goes now,
         // not at the end of the connection.
         let frames = FrameReader::with_initial(buf.get(used..).unwrap_or_default());
@@ -112,7 +120,7 @@ impl Server {
         // Ends the connection: its reader, its writer, or anyone closing it.
         let done = shutdown.child_token();
         let mut built = None;
-        let reg = self.fabric.register(router_id, Arc::from(host.as_str()), |_, existing: Option<&Peer>| {
+        let reg = self.fabric.register(router_id, Arc::clone(&who.host), |_, existing: Option<&Peer>| {
             // A host's connections share one budget.
             let host_budget = existing
                 .map(|p| Arc::clone(p.queue.host_budget()))
@@ -135,6 +143,9 @@ impl Server {
             return None;
         };
         self.stats.accepted();
+        if settings.shaping.observer.is_some() {
+            self.ledger.connected((router_id, Arc::clone(&reg.host)));
+        }
         self.log_registration(&settings, &reg, &span, src.as_deref(), connector, gso);
         drop(settings);
 
@@ -151,7 +162,7 @@ impl Server {
             queue.close();
             return None;
         }
-        Some(Established { reg, queue, stats, done, reader, writer, frames, span })
+        Some(Established { reg, queue, stats, done, reader, writer, frames, span, who })
     }
 
     /// GOST's order of checks after the version: authentication, command,
@@ -229,10 +240,11 @@ impl Server {
     }
 
     async fn relay(self: Arc<Self>, established: Established, shutdown: CancellationToken) {
-        let Established { reg, queue, stats, done, mut reader, writer, frames, .. } = established;
-        spawn_writer(writer, Arc::clone(&queue), Arc::clone(&stats), done.clone(), self.reaper.clone(), shutdown);
+        let Established { reg, queue, stats, done, mut reader, writer, frames, who, .. } = established;
+        let pace = (Arc::clone(&self), Arc::clone(&who));
+        spawn_writer(writer, Arc::clone(&queue), Arc::clone(&stats), done.clone(), self.reaper.clone(), shutdown, pace);
         let result = tokio::select! {
-            r = self.read_frames(&reg, &stats, &mut reader, frames) => r,
+            r = self.read_frames(&reg, &stats, &mut reader, frames, &who) => r,
             () = done.cancelled() => Ok(()),
         };
         // The rest happens on the teardown thread, so that thousands of
@@ -250,6 +262,9 @@ impl Server {
             drop(reader);
             let totals = stats.totals();
             server.stats.retire(reg.namespace.id(), &totals);
+            if server.settings().shaping.observer.is_some() {
+                server.ledger.closed((reg.namespace.id(), Arc::clone(&reg.host)), &totals, result.is_err());
+            }
             let secs = stats.started.elapsed().as_secs_f64();
             let error = result.err().map(|e| e.to_string());
             tracing::info!(
@@ -275,8 +290,11 @@ impl Server {
         stats: &ConnStats,
         reader: &mut ReadHalf,
         mut frames: FrameReader,
+        who: &Who,
     ) -> std::io::Result<()> {
         let mut cache = ReaderCache::default();
+        // The buckets that pace what this connection sends, if any.
+        let mut pacer = Pacer::new();
         let mut deliveries = Deliveries::default();
         let mut notes = DropNotes::default();
         // When the unfinished frame at the end of the buffer began.
@@ -313,6 +331,20 @@ impl Server {
                 (true, false, Some(since)) => Some(since),
                 (true, _, _) => Some(Instant::now()),
             };
+            // Input limits: read no faster than the buckets allow, so TCP
+            // slows the client down and nothing is dropped.
+            if pacer.stale() {
+                self.repace(&mut pacer, who, Dir::In);
+            }
+            if pacer.is_paced() && read_bytes > 0 {
+                let wait = pacer.take(read_bytes);
+                if !wait.is_zero() {
+                    // Boxed: most connections never wait, and a timer is large.
+                    Box::pin(tokio::time::sleep(wait)).await;
+                    // The wait is the server's doing, not the client's.
+                    partial_since = partial_since.map(|_| Instant::now());
+                }
+            }
             let more = match partial_since {
                 None => frames.fill(reader).await?,
                 Some(since) => {
@@ -533,10 +565,11 @@ fn spawn_writer(
     done: CancellationToken,
     reaper: Reaper,
     shutdown: CancellationToken,
+    (server, who): (Arc<Server>, Arc<Who>),
 ) {
     tokio::spawn(
         async move {
-            let mut writer = write_queue(writer, queue, &stats, done).await;
+            let mut writer = write_queue(writer, queue, &stats, done, server, who).await;
             if shutdown.is_cancelled() {
                 // The server stops: end the stream properly (a TLS
                 // close_notify), within a bound, as the peer may have stopped reading.
@@ -557,19 +590,38 @@ async fn write_queue(
     queue: Arc<Queue>,
     stats: &ConnStats,
     done: CancellationToken,
+    server: Arc<Server>,
+    who: Arc<Who>,
 ) -> WriteHalf {
     let mut out = FrameWriter::default();
     let mut batch = VecDeque::new();
+    // The buckets that pace what this connection receives, if any.
+    let mut pacer = Pacer::new();
     loop {
         let charge = tokio::select! {
             charge = queue.take(&mut batch) => charge,
             () = done.cancelled() => None,
         };
         let Some(charge) = charge else { break };
+        let repace = |pacer: &mut Pacer| {
+            server.repace(pacer, &who, Dir::Out);
+            queue.set_paced(pacer.is_paced());
+        };
+        if pacer.stale() {
+            repace(&mut pacer);
+        }
         let (packets, bytes) = (batch.len() as u64, batch.iter().map(|p| p.len() as u64).sum());
-        let written = tokio::select! {
-            written = out.write_all(&mut writer, batch.make_contiguous()) => written,
-            () = done.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+        let written = if pacer.is_paced() {
+            let packets = batch.make_contiguous();
+            tokio::select! {
+                written = shaping::write_paced(&mut out, &mut writer, packets, &mut pacer, &repace) => written,
+                () = done.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+            }
+        } else {
+            tokio::select! {
+                written = out.write_all(&mut writer, batch.make_contiguous()) => written,
+                () = done.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+            }
         };
         batch.clear();
         queue.written(charge);

@@ -12,7 +12,7 @@
 //! everything queued in one go and writes it out.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -88,6 +88,9 @@ pub struct Queue {
     limits: QueueLimits,
     host: Arc<Budget>,
     server: Arc<Budget>,
+    /// Whether the writer paces its output (a traffic limit): a full queue
+    /// then means the limit, not a slow reader.
+    paced: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -101,7 +104,13 @@ struct State {
 impl Queue {
     /// An empty queue charging `host` and `server` besides its own bounds.
     pub fn new(limits: QueueLimits, host: Arc<Budget>, server: Arc<Budget>) -> Queue {
-        Queue { state: Mutex::default(), ready: Notify::new(), limits, host, server }
+        Queue { state: Mutex::default(), ready: Notify::new(), limits, host, server, paced: AtomicBool::new(false) }
+    }
+
+    /// Says whether the writer paces this queue's output: packets that do
+    /// not fit are then dropped as [`DropReason::RateLimited`].
+    pub fn set_paced(&self, paced: bool) {
+        self.paced.store(paced, Ordering::Relaxed);
     }
 
     /// The host budget this queue charges (shared with the host's other connections).
@@ -130,7 +139,10 @@ impl Queue {
         for packet in run.iter() {
             let c = packet.len() + PACKET_OVERHEAD;
             if state.packets.len() + fit >= self.limits.packets || state.charged + charge + c > self.limits.bytes {
-                pushed.dropped.1 = Some(DropReason::QueueFull);
+                // Read only here, when packets are dropped anyway: a paced
+                // writer's queue is full because of its limit.
+                let paced = self.paced.load(Ordering::Relaxed);
+                pushed.dropped.1 = Some(if paced { DropReason::RateLimited } else { DropReason::QueueFull });
                 break;
             }
             fit += 1;
@@ -288,6 +300,9 @@ mod tests {
         q.push(packet(10)).unwrap();
         q.push(packet(10)).unwrap();
         assert_eq!(q.push(packet(10)), Err(DropReason::QueueFull), "packets");
+        q.set_paced(true);
+        assert_eq!(q.push(packet(10)), Err(DropReason::RateLimited), "full because the writer is paced");
+        q.set_paced(false);
         q.close();
         assert_eq!(q.push(packet(10)), Err(DropReason::Closed));
         assert_eq!((host.used(), server.used()), (0, 0), "closing releases what was queued");

@@ -190,6 +190,7 @@ pub struct Stats {
     accepted: AtomicU64,
     refused: AtomicU64,
     refused_by_status: [AtomicU64; 9],
+    rate_limited: AtomicU64,
     retired: Mutex<Retired>,
 }
 
@@ -212,6 +213,17 @@ impl Stats {
         if let Some(counter) = status.and_then(|s| self.refused_by_status.get(usize::from(s.code()))) {
             add(counter, 1);
         }
+    }
+
+    /// Counts a connection closed at accept by the service's rate limiter
+    /// (also counted by [`Stats::refused`]).
+    pub fn rate_limited(&self) {
+        add(&self.rate_limited, 1);
+    }
+
+    /// Connections closed at accept by the rate limiter so far.
+    pub fn rate_limited_total(&self) -> u64 {
+        get(&self.rate_limited)
     }
 
     /// Handshakes accepted so far.
