@@ -351,7 +351,7 @@ impl Server {
                     batch.push((peer, packet));
                 }
                 // No cluster: a host is never on another node.
-                Action::Forward { .. } => drops.add(DropReason::NoHost),
+                Action::Forward { .. } | Action::Lookup { .. } => drops.add(DropReason::NoHost),
                 Action::Pending { start, dropped } => {
                     if let Some(reason) = dropped {
                         drops.add(reason);
