@@ -48,3 +48,17 @@ pub const SERVER_QUEUE_BYTES: usize = 256 << 20;
 pub const KEEPALIVE_PERIOD: Duration = Duration::from_secs(15);
 /// TCP_USER_TIMEOUT (`userTimeout`).
 pub const USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// A node of a hop is skipped after this many failures (`selector.maxFails`; GOST's default).
+pub const SELECTOR_MAX_FAILS: u32 = 1;
+/// How long a failed node is skipped (`selector.failTimeout`; GOST's default).
+pub const SELECTOR_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a cluster node renews its registrations (`sd.renewInterval`; GOST's default).
+pub const SD_RENEW_INTERVAL: Duration = Duration::from_secs(15);
+/// How long service discovery answers are reused (`sd.cache.expiration`; GOST's default).
+pub const SD_CACHE_EXPIRATION: Duration = Duration::from_secs(1);
+/// Prefix of the redis keys and channel of a cluster (`sds[].redis.prefix`).
+pub const SD_REDIS_PREFIX: &str = "rgost";
+/// Bytes queued at most for one node link (`nodeQueueBytes`): 4 MiB.
+pub const NODE_QUEUE_BYTES: usize = 4 << 20;
+/// Shortest `nodeSecret` accepted, in bytes.
+pub const NODE_SECRET_MIN_LEN: usize = 16;

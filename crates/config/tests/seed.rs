@@ -225,6 +225,7 @@ fn tcp_router_service(default_router: &str, ingress: Option<&str>) -> Service {
             route_cache_ttl: Duration::ZERO,
             limits: Limits::default(),
             keepalive: Keepalive::default(),
+            cluster: None,
         }),
     }
 }
@@ -272,6 +273,7 @@ fn tun(name: &str, router_id: Option<&str>, chain_nodes_addr: &str, routes: Vec<
                     connect_timeout: defaults::CONNECT_TIMEOUT,
                     keepalive: Keepalive::default(),
                 }],
+                selector: Selector::default(),
             },
         }),
     }
