@@ -8,7 +8,7 @@
 //! - [`Reloader`] / [`spawn_reloader`]: load at start, re-read every `reload`
 //!   period, keep each source's last good data when it fails, and hand the
 //!   merged entries to the caller only when they changed.
-//! - [`RouterPlugin`], [`IngressPlugin`], [`AuthPlugin`]: HTTP plugin clients.
+//! - [`RouterPlugin`], [`IngressPlugin`], [`AuthPlugin`], [`SdPlugin`]: HTTP plugin clients.
 //!
 //! Nothing here knows about tunnels, sockets or TUN devices; keys and values
 //! are plain strings that the caller interprets (and normalises).
@@ -27,7 +27,7 @@ pub use error::{PluginError, SourceError};
 pub use fetch::{FetchResult, Fetched, Fetcher, REDIS_TIMEOUT, SOURCE_BODY_LIMIT, fetch};
 pub use lines::{BadLine, Parsed, parse_lines};
 pub use merge::merge;
-pub use plugin::{AuthPlugin, IngressPlugin, PLUGIN_BODY_LIMIT, RouterPlugin};
+pub use plugin::{AuthPlugin, IngressPlugin, PLUGIN_BODY_LIMIT, RouterPlugin, SdPlugin, SdService};
 pub use reload::{InitialLoad, Reloader, spawn_reloader};
 
 /// One entry: a key and its value (`dst gateway`, `hostname endpoint`,
