@@ -190,7 +190,13 @@ async fn run(Loaded { config, warnings }: Loaded) -> anyhow::Result<()> {
                 let settings = rgost_server::build::settings(&service.name, router, &config, &shutdown)
                     .await
                     .with_context(|| format!("service {}", service.name))?;
-                routers.push((Server::new(settings), listener));
+                let server = match &router.cluster {
+                    Some(cluster) => Server::clustered(settings, cluster, &shutdown)
+                        .await
+                        .with_context(|| format!("service {}", service.name))?,
+                    None => Server::new(settings),
+                };
+                routers.push((server, listener));
             }
             ServiceKind::Tun(tun) => {
                 let client = Client::start(tun.clone()).await.with_context(|| format!("service {}", service.name))?;

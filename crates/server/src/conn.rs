@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use rgost_forward::{Action, Held, Namespace, ReaderCache, Registration, Routes};
+use rgost_forward::{Action, Held, Namespace, NodeId, ReaderCache, Registration, Routes};
 use rgost_relay::{Response, Status, TunnelId};
 use rgost_transport::{Conn, FrameReader, FrameWriter, Incoming, ReadHalf, WriteHalf};
 use tokio::io::AsyncWriteExt;
@@ -127,6 +127,9 @@ impl Server {
         drop(settings);
 
         let connector_id = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
+        if let Some(cluster) = &self.cluster {
+            cluster.registered(router_id, &reg.host, reg.conn, connector_id);
+        }
         let mut out = Vec::new();
         Response::ok(connector_id).encode(&mut out);
         if let Err(e) = async {
@@ -137,6 +140,9 @@ impl Server {
         {
             tracing::debug!(parent: &span, error = %e, "cannot send handshake reply");
             self.fabric.unregister(&reg);
+            if let Some(cluster) = &self.cluster {
+                cluster.unregistered(router_id, &reg.host, reg.conn);
+            }
             queue.close();
             return None;
         }
@@ -231,6 +237,9 @@ impl Server {
         self.reaper.run(move || {
             let _entered = span.enter();
             let unregistered = server.fabric.unregister(&reg);
+            if let Some(cluster) = &server.cluster {
+                cluster.unregistered(reg.namespace.id(), &reg.host, reg.conn);
+            }
             queue.close();
             done.cancel();
             drop(reader);
@@ -340,7 +349,10 @@ impl Server {
             Some(Router::Plugin { plugin, .. }) => Routes::Plugin(*plugin),
             None => Routes::None,
         };
-        let view = namespace.view(routes, live.settings.strict_source, Instant::now().into_std());
+        // A cluster node asks the registry about hosts it does not know.
+        let view = namespace
+            .view(routes, live.settings.strict_source, Instant::now().into_std())
+            .remote_lookups(self.cluster.is_some());
         let mut drops = DropCounts::default();
         let mut batch = deliveries.take();
         let mut delivered = 0;
@@ -348,10 +360,21 @@ impl Server {
             match view.route(&packet, sender, cache) {
                 Action::Deliver(_, peer) => {
                     delivered += packet.len();
-                    batch.push((peer, packet));
+                    batch.push((Target::Peer(peer), packet));
                 }
-                // No cluster: a host is never on another node.
-                Action::Forward { .. } | Action::Lookup { .. } => drops.add(DropReason::NoHost),
+                Action::Forward { node, host } => {
+                    delivered += packet.len();
+                    batch.push((Target::Node(node, host), packet));
+                }
+                Action::Lookup { host } => match &self.cluster {
+                    // Held packets must not pin the read buffer.
+                    Some(cluster) => {
+                        if let Err(reason) = cluster.lookup(namespace.id(), host, Bytes::copy_from_slice(&packet)) {
+                            drops.add(reason);
+                        }
+                    }
+                    None => drops.add(DropReason::NoHost),
+                },
                 Action::Pending { start, dropped } => {
                     if let Some(reason) = dropped {
                         drops.add(reason);
@@ -370,10 +393,17 @@ impl Server {
         }
         let copy = delivered * 2 < buffer_size;
         let mut out = Batch { drops, ..Batch::default() };
-        for (peer, packet) in batch.drain(..) {
+        for (target, packet) in batch.drain(..) {
             let packet = if copy { Bytes::copy_from_slice(&packet) } else { packet };
             let len = packet.len() as u64;
-            match peer.queue.push(packet) {
+            let queued = match target {
+                Target::Peer(peer) => peer.queue.push(packet).inspect_err(|_| peer.stats.dropped_to()),
+                Target::Node(node, host) => match &self.cluster {
+                    Some(cluster) => cluster.forward(node, namespace.id(), host, packet),
+                    None => Err(DropReason::NoHost),
+                },
+            };
+            match queued {
                 Ok(()) => {
                     out.forwarded.0 += 1;
                     out.forwarded.1 += len;
@@ -381,7 +411,6 @@ impl Server {
                 Err(reason) => {
                     out.full |= reason == DropReason::QueueFull;
                     out.drops.add(reason);
-                    peer.stats.dropped_to();
                 }
             }
         }
@@ -415,19 +444,26 @@ impl Server {
     }
 }
 
+/// Where a packet of a batch goes: a local connection, or a host on another node.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Peer(&'a Peer),
+    Node(&'a NodeId, &'a Arc<str>),
+}
+
 /// The deliveries of one batch, kept between batches so that routing a
 /// batch allocates nothing.
 #[derive(Debug, Default)]
-struct Deliveries(Vec<(&'static Peer, Bytes)>);
+struct Deliveries(Vec<(Target<'static>, Bytes)>);
 
 impl Deliveries {
     /// The (empty) list, for references that live as long as one batch.
-    fn take<'a>(&mut self) -> Vec<(&'a Peer, Bytes)> {
+    fn take<'a>(&mut self) -> Vec<(Target<'a>, Bytes)> {
         std::mem::take(&mut self.0)
     }
 
     /// Gives the list back; what is left in it is dropped.
-    fn put(&mut self, batch: Vec<(&Peer, Bytes)>) {
+    fn put(&mut self, batch: Vec<(Target<'_>, Bytes)>) {
         // Collecting into a vector of the same layout reuses the allocation;
         // no element survives, so the borrowed references go with the batch.
         #[allow(clippy::unnecessary_filter_map)]
