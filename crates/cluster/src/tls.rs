@@ -27,8 +27,15 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
+/// aws-lc-rs with AES-128-GCM first: a link carries every cross-node byte
+/// and AES-128 costs about a third less than AES-256 (both ends prefer it).
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    use rustls::crypto::aws_lc_rs::cipher_suite::{
+        TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384, TLS13_CHACHA20_POLY1305_SHA256,
+    };
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites = vec![TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384, TLS13_CHACHA20_POLY1305_SHA256];
+    Arc::new(provider)
 }
 
 /// The listener's TLS configuration, with a certificate generated now.
