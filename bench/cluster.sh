@@ -104,6 +104,16 @@ fail() { FAILURES+=("$*"); log "FAILED: $*"; }
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; }
 stats() { sort -g | awk '{v[NR]=$1; s+=$1} END{if(NR==0){print "NA NA 0"; exit} m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.3f %.3f %d\n", m, s/NR, NR}'; }
 num() { jq -r "($2) // empty" <<<"$1" 2>/dev/null || true; }
+CLK_TCK=$(getconf CLK_TCK)
+# utime + stime (ticks) of the given pids, summed.
+cpu_ticks() {
+    local p total=0 t
+    for p in "$@"; do
+        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
 
 # ---------------------------------------------------------------- topology
 H1_UNDER=10.51.1.2 SRV_A=10.51.1.1 SRV_B=10.51.2.1 H2_UNDER=10.51.2.2
@@ -196,9 +206,19 @@ measure() {
     ip netns exec "$NS_H2" iperf3 -s >/dev/null 2>&1 &
     local srv=$!; PIDS+=($srv)
     sleep 0.3
-    j=$(iperf) || j=$(iperf) || true
+    local t0 t1 bytes
+    t0=$(cpu_ticks "${NODE_PIDS[@]}")
+    j=$(iperf) || { t0=$(cpu_ticks "${NODE_PIDS[@]}"); j=$(iperf); } || true
+    t1=$(cpu_ticks "${NODE_PIDS[@]}")
     v=$(num "$j" '.end.sum_received.bits_per_second / 1e9')
-    if [ -n "$v" ]; then record "$path" "$rep" tcp1_gbps "$v"; else fail "$path rep $rep: iperf3 TCP failed: $(num "$j" '.error')"; fi
+    bytes=$(num "$j" '.end.sum_received.bytes | floor')
+    if [ -n "$v" ]; then
+        record "$path" "$rep" tcp1_gbps "$v"
+        # The nodes' CPU time per GB moved: what a node costs per byte, on one node or two.
+        [ "${bytes:-0}" -gt 0 ] && record "$path" "$rep" nodes_cpu_s_per_gb "$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v b="$bytes" 'BEGIN{printf "%.3f", t/hz/(b/1e9)}')"
+    else
+        fail "$path rep $rep: iperf3 TCP failed: $(num "$j" '.error')"
+    fi
     j=$(iperf -u -l 64 -b 0) || j=$(iperf -u -l 64 -b 0) || true
     v=$(num "$j" '.end.sum | (.packets - .lost_packets) / .seconds')
     if [ -n "$v" ]; then record "$path" "$rep" udp64_pps "$v"; else fail "$path rep $rep: iperf3 UDP failed: $(num "$j" '.error')"; fi
@@ -261,11 +281,11 @@ section() {
     echo
     echo "### Same node vs two nodes, every repetition"
     echo
-    echo "| rep | path | idle RTT median (ms) | TCP 1 stream (Gb/s) | UDP 64 B (kpackets/s) |"
-    echo "|---:|---|---:|---:|---:|"
+    echo "| rep | path | idle RTT median (ms) | TCP 1 stream (Gb/s) | nodes' CPU s per GB (TCP) | UDP 64 B (kpackets/s) |"
+    echo "|---:|---|---:|---:|---:|---:|"
     for rep in $(seq 1 "$REPS"); do
         for path in same cross; do
-            echo "| $rep | $path | $(f "$(val $path "$rep" rtt_idle_ms)" %.3f) | $(f "$(val $path "$rep" tcp1_gbps)") | $(f "$(awk -v v="$(val $path "$rep" udp64_pps)" 'BEGIN{if (v=="") print ""; else print v/1000}')" %.1f) |"
+            echo "| $rep | $path | $(f "$(val $path "$rep" rtt_idle_ms)" %.3f) | $(f "$(val $path "$rep" tcp1_gbps)") | $(f "$(val $path "$rep" nodes_cpu_s_per_gb)") | $(f "$(awk -v v="$(val $path "$rep" udp64_pps)" 'BEGIN{if (v=="") print ""; else print v/1000}')" %.1f) |"
         done
     done
     echo

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rgost_config::{ClusterSettings, ListenAddr, ListenerKind, SdBackend, SdConfig, SdRedis, defaults};
+use rgost_config::{ClusterSettings, ListenAddr, ListenerKind, PluginConfig, SdBackend, SdConfig, SdRedis, defaults};
 use rgost_forward::DropReason;
 use rgost_server::Server;
 use rgost_transport::Listener;
@@ -79,14 +79,66 @@ impl Drop for Redis {
     }
 }
 
+/// A sentinel watching `master` as `mymaster`, stopped on drop.
+struct Sentinel {
+    port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Sentinel {
+    async fn start(master: &Redis) -> Sentinel {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("rgost-cluster-sentinel-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A sentinel rewrites its config file: it lives in a scratch directory.
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n",
+                dir.display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Sentinel { port, child, dir };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the sentinel did not start");
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn cluster_settings(redis: &Redis, prefix: &str, secret: &str) -> ClusterSettings {
+    cluster_settings_at(vec![format!("127.0.0.1:{}", redis.port)], None, prefix, secret)
+}
+
+fn cluster_settings_at(addrs: Vec<String>, sentinel: Option<&str>, prefix: &str, secret: &str) -> ClusterSettings {
     let port = free_port();
     ClusterSettings {
         sd: SdConfig {
             name: "sd-0".into(),
             backend: SdBackend::Redis(SdRedis {
-                addrs: vec![format!("127.0.0.1:{}", redis.port)],
-                sentinel: None,
+                addrs,
+                sentinel: sentinel.map(str::to_owned),
                 db: 0,
                 username: None,
                 password: None,
@@ -115,8 +167,12 @@ impl Drop for Node {
 }
 
 async fn node(redis: &Redis, prefix: &str, secret: &str) -> Node {
+    node_with(&cluster_settings(redis, prefix, secret)).await
+}
+
+async fn node_with(cluster: &ClusterSettings) -> Node {
     let stop = CancellationToken::new();
-    let server = Server::clustered(settings(), &cluster_settings(redis, prefix, secret), &stop).await.expect("join");
+    let server = Server::clustered(settings(), cluster, &stop).await.expect("join");
     let listener =
         Listener::bind(ListenAddr { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0 }, &ListenerKind::Tcp)
             .expect("bind");
@@ -258,4 +314,144 @@ async fn a_redis_restart_keeps_traffic_and_registrations_come_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(cluster.totals().remote_hosts >= 3, "{:?}", cluster.totals());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_find_the_master_through_a_sentinel() {
+    let redis = Redis::start().await;
+    let sentinel = Sentinel::start(&redis).await;
+    let sentinels = vec![format!("127.0.0.1:{}", sentinel.port)];
+    let a = node_with(&cluster_settings_at(sentinels.clone(), Some("mymaster"), "t4", SECRET)).await;
+    let b = node_with(&cluster_settings_at(sentinels, Some("mymaster"), "t4", SECRET)).await;
+    let mut h1 = Client::ok(a.addr, "host-1").await;
+    let mut h2 = Client::ok(b.addr, "host-2").await;
+    assert!(
+        reaches(&mut h1, H1, &mut h2, H2, b"via sentinel", PROPAGATION).await,
+        "nodes behind a sentinel never linked"
+    );
+    assert!(a.server.cluster().unwrap().totals().registry_up);
+}
+
+/// GOST's SD plugin protocol, served from memory: POST registers a service,
+/// DELETE removes it (by id), PUT renews, GET ?name= lists a name's services.
+async fn sd_plugin() -> (SocketAddr, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let services: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let store = Arc::clone(&services);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    // One request: head, then Content-Length bytes of body.
+                    let head_end = loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break end + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body: Vec<u8> = buf[head_end..head_end + length].to_vec();
+                    buf.drain(..head_end + length);
+                    let mut parts = head.split_whitespace();
+                    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    let service: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let reply = {
+                        let mut services = store.lock().unwrap();
+                        match method {
+                            "POST" => {
+                                services.push(service);
+                                String::new()
+                            }
+                            "DELETE" => {
+                                services.retain(|s| s["id"] != service["id"]);
+                                String::new()
+                            }
+                            "PUT" => String::new(),
+                            _ => {
+                                let name = target.split("name=").nth(1).unwrap_or("").replace("%40", "@");
+                                let found: Vec<&serde_json::Value> =
+                                    services.iter().filter(|s| s["name"].as_str() == Some(name.as_str())).collect();
+                                serde_json::json!({ "services": found }).to_string()
+                            }
+                        }
+                    };
+                    let out = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: application/json\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    if stream.write_all(out.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, services)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gost_sd_plugin_registers_connections_and_finds_hosts_on_other_nodes() {
+    let (addr, services) = sd_plugin().await;
+    let plugin =
+        PluginConfig { addr: format!("http://{addr}/sd"), timeout: Duration::from_secs(2), tls: None, token: None };
+    let settings = || {
+        let mut s = cluster_settings_at(Vec::new(), None, "unused", SECRET);
+        s.sd.backend = SdBackend::Plugin(plugin.clone());
+        s
+    };
+    let a = node_with(&settings()).await;
+    let b = node_with(&settings()).await;
+    let mut h1 = Client::ok(a.addr, "host-1").await;
+    let mut h2 = Client::ok(b.addr, "host-2").await;
+    // Registered as GOST registers a connection.
+    let deadline = tokio::time::Instant::now() + PROPAGATION;
+    while services.lock().unwrap().len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    {
+        let services = services.lock().unwrap();
+        let h2 = services
+            .iter()
+            .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with("host-2@")))
+            .expect("host-2 registered");
+        assert_eq!(h2["node"].as_str(), Some(&**b.server.cluster().unwrap().node_id()));
+        assert_eq!(h2["network"], "tcp");
+        assert!(h2["address"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")));
+        assert!(h2["id"].as_str().is_some_and(|id| id.len() == 36), "the connector id: {h2}");
+    }
+    // Looked up on the first packet, then forwarded over the link.
+    assert!(reaches(&mut h1, H1, &mut h2, H2, b"via the sd plugin", PROPAGATION).await);
+    assert!(reaches(&mut h2, H2, &mut h1, H1, b"and back", PROPAGATION).await);
+    assert!(a.server.cluster().unwrap().totals().lookups >= 1);
+    // A closed connection is deregistered.
+    drop(h2);
+    let deadline = tokio::time::Instant::now() + PROPAGATION;
+    while services.lock().unwrap().len() > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(services.lock().unwrap().len(), 1, "host-2 was not deregistered");
 }
