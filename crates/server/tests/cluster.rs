@@ -109,9 +109,11 @@ impl Sentinel {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server --sentinel");
+        // Dropped (killed and waited for) if it never listens.
+        let sentinel = Sentinel { port, child, dir };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Sentinel { port, child, dir };
+                return sentinel;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
