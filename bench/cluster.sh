@@ -305,6 +305,23 @@ section() {
     echo
     [ -n "$worst_churn" ] && echo "Worse repetition ($worst_churn): $(f "$(cv "$worst_churn" registrations_per_s)" %.0f) registrations/s, $(f "$(cv "$worst_churn" redis_bytes_per_host)" %.0f) bytes of redis memory per host, a move seen by every node within $(f "$(cv "$worst_churn" move_ms_max)") ms (aim: 1 s). Redis memory after the run: $REDIS_MEM."
     echo
+    echo "What is at risk:"
+    echo
+    echo "- **Cross-node throughput.** A byte that crosses nodes is handled by two servers and encrypted and"
+    echo "  decrypted once (TLS 1.3, AES-128-GCM): the nodes' CPU per GB above. Here every process (two"
+    echo "  clients, two nodes, iperf3, and whatever else runs on the machine) shares the same CPUs, so the"
+    echo "  cross/same ratio mostly measures that extra CPU; on separate machines the second node's share"
+    echo "  runs elsewhere and what remains is the extra round trip. A cluster whose nodes are CPU-bound loses"
+    echo "  throughput on cross-node traffic: budget the cross-node CPU per GB (docs/cluster.md, sizing)."
+    echo "- **Registrations** were written by one redis on the same machine over loopback; across a network"
+    echo "  each pipeline adds a round trip (registrations are pipelined by the thousand, so the rate drops"
+    echo "  little), and a mass re-registration (a redis restart, or every client of a dead node moving) takes"
+    echo "  hosts / rate seconds, during which forwarding goes on with what is known."
+    echo "- **A move** is pushed to every node by redis pub/sub: measured on loopback, a network adds its round"
+    echo "  trip. Far below the 1 s aim either way."
+    echo "- **Redis memory per host** was measured with short host names and one namespace; each host name and"
+    echo "  router id is stored twice (its record's key and its index key), so long names cost more."
+    echo
     if [ ${#FAILURES[@]} -gt 0 ]; then
         echo "**Failures in this run:**"
         echo

@@ -28,6 +28,8 @@ use crate::{Deliver, Inner, tls};
 
 /// Bytes read from a link's socket at once.
 const READ_BUFFER: usize = 64 * 1024;
+/// Incoming links in their handshake at once.
+const MAX_HANDSHAKES: usize = 256;
 
 /// Accepts node links until `shutdown`.
 pub(crate) async fn serve<C: Deliver>(
@@ -38,6 +40,9 @@ pub(crate) async fn serve<C: Deliver>(
     shutdown: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(config);
+    // Whoever reaches the entrypoint can open connections: only so many
+    // may be in their handshake at once, the rest are closed at accept.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
         let incoming = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -45,6 +50,10 @@ pub(crate) async fn serve<C: Deliver>(
         };
         match incoming {
             Ok(incoming) => {
+                let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+                    tracing::debug!(remote = %incoming.peer, "too many node link handshakes at once; closed");
+                    continue;
+                };
                 let span = tracing::info_span!("node link", remote = %incoming.peer);
                 let (inner, acceptor, secret, shutdown) =
                     (Arc::clone(&inner), acceptor.clone(), Arc::clone(&secret), shutdown.clone());
@@ -52,7 +61,7 @@ pub(crate) async fn serve<C: Deliver>(
                     async move {
                         tokio::select! {
                             () = shutdown.cancelled() => {}
-                            () = handle(inner, incoming, acceptor, secret) => {}
+                            () = handle(inner, incoming, acceptor, secret, permit) => {}
                         }
                     }
                     .instrument(span),
@@ -79,7 +88,13 @@ enum End {
     Io(#[from] std::io::Error),
 }
 
-async fn handle<C: Deliver>(inner: Arc<Inner<C>>, incoming: Incoming, acceptor: TlsAcceptor, secret: Arc<Secret>) {
+async fn handle<C: Deliver>(
+    inner: Arc<Inner<C>>,
+    incoming: Incoming,
+    acceptor: TlsAcceptor,
+    secret: Arc<Secret>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
     let remote = incoming.peer;
     let handshake = async {
         let conn = incoming.upgrade().await.map_err(LinkError::Io)?;
@@ -116,6 +131,7 @@ async fn handle<C: Deliver>(inner: Arc<Inner<C>>, incoming: Incoming, acceptor: 
             return;
         }
     };
+    drop(permit);
     tracing::info!(remote_node = %peer, "node link accepted");
     let (mut reader, writer) = tokio::io::split(tls);
     let result = receive(&inner, &mut reader, FrameReader::with_initial(&rest), remote).await;
