@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use rgost_forward::{Action, DropReason, Routes, packet};
 use rgost_relay::TunnelId;
 use rgost_transport::{FrameReader, Incoming, Listener};
@@ -30,6 +31,8 @@ use crate::{Deliver, Inner, tls};
 const READ_BUFFER: usize = 64 * 1024;
 /// Incoming links in their handshake at once.
 const MAX_HANDSHAKES: usize = 256;
+/// Reads taken without waiting after the one that waited, per batch.
+const EXTRA_READS: usize = 3;
 
 /// Accepts node links until `shutdown`.
 pub(crate) async fn serve<C: Deliver>(
@@ -159,6 +162,7 @@ async fn receive<C: Deliver, R: tokio::io::AsyncRead + Unpin>(
 ) -> Result<(), End> {
     let mut target: Option<Target<C>> = None;
     let mut batch: Vec<(C, Bytes)> = Vec::new();
+    let mut ended = false;
     loop {
         let buffer_size = frames.buffer_size();
         let (mut read, mut read_bytes, mut delivered) = (0u64, 0u64, 0usize);
@@ -202,9 +206,27 @@ async fn receive<C: Deliver, R: tokio::io::AsyncRead + Unpin>(
         if let Some(target) = target.as_mut() {
             target.conn = None;
         }
-        if !frames.fill(reader).await? {
+        if ended {
             tracing::debug!(%remote, "node link ended by the other node");
             return Ok(());
+        }
+        if !frames.fill(reader).await? {
+            ended = true;
+            continue;
+        }
+        // TLS hands over one record (at most 16 KiB) per read: take what
+        // else has arrived too, so a batch is as large as on a client
+        // connection (fewer wake-ups of the receivers' writers, fewer copies).
+        for _ in 0..EXTRA_READS {
+            match frames.fill(reader).now_or_never() {
+                Some(Ok(true)) => {}
+                Some(Ok(false)) => {
+                    ended = true;
+                    break;
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            }
         }
     }
 }
