@@ -249,6 +249,7 @@ smoke_summary() {
     if [ "$DO_LOOKUP" = 1 ]; then
         if [ -n "${SMOKE_LOOKUP:-}" ]; then echo "- route lookup micro-benchmark"; else echo "- route lookup micro-benchmark: not run in smoke mode"; fi
     fi
+    [ "${DO_CLUSTER:-0}" = 1 ] && echo "- cluster: same node and two nodes (ping, TCP, UDP), registry churn (bench/cluster.sh --smoke)"
     echo
 }
 
@@ -288,5 +289,7 @@ write_report() {
     [ "$DO_LOADGEN" = 1 ] && loadgen_section
     [ "$DO_LOADGEN" = 1 ] && churn_memory_section
     [ "$DO_LOOKUP" = 1 ] && lookup_section
+    # Written by bench/cluster.sh (`--only cluster`); a full run keeps it.
+    if [ "$SMOKE" != 1 ] && [ -n "${CLUSTER_SECTION:-}" ]; then echo; echo "$CLUSTER_SECTION"; fi
     return 0
 }

@@ -20,6 +20,10 @@
 #    loopback of its own namespace: N = 2, 100, 1000 clients, 10,000 idle
 #    connections (RSS per connection), a stalled receiver.
 # 3. The route lookup micro-benchmark (crates/routing/benches/lookup.rs).
+# 4. The cluster (bench/cluster.sh, issue 13): same node vs two nodes, and the
+#    registry under churn. Its section of BENCHMARKS.md is written by
+#    bench/cluster.sh alone (`--only cluster`) and kept by full runs of this
+#    script; a smoke run checks it passes traffic.
 #
 # Everything is bounded in time (timeouts on every iperf3, ping and loadgen
 # run, bounded wait loops). Traffic only goes to addresses inside the
@@ -41,7 +45,7 @@ usage: bash bench/run.sh [options]
   --skip-tunnel     skip the tunnel benchmark
   --skip-loadgen    skip the loopback load generator
   --skip-lookup     skip the route lookup micro-benchmark
-  --only WHAT       run only one part: tunnel, loadgen or lookup
+  --only WHAT       run only one part: tunnel, loadgen, lookup or cluster (bench/cluster.sh)
   --out FILE        where to write the report (default BENCHMARKS.md; smoke: a temp file)
 Environment: RGOST_BIN=PATH benchmarks that rgost binary instead of the fresh build.
 EOF
@@ -52,9 +56,22 @@ REPS=3
 SECS=10
 SMOKE=0
 PATHS=""
-DO_TUNNEL=1 DO_LOADGEN=1 DO_LOOKUP=1
+DO_TUNNEL=1 DO_LOADGEN=1 DO_LOOKUP=1 DO_CLUSTER=1
 OUT=""
 CMDLINE="bash bench/run.sh${*:+ $*}"
+# The cluster part is a script of its own, with its own report section.
+for a in "$@"; do
+    if [ "${prev:-}" = --only ] && [ "$a" = cluster ]; then
+        args=()
+        skip=0
+        for b in "$@"; do
+            [ "$skip" = 1 ] && { skip=0; continue; }
+            case "$b" in --only) skip=1 ;; *) args+=("$b") ;; esac
+        done
+        exec bash "$(dirname "$0")/cluster.sh" "${args[@]}"
+    fi
+    prev=$a
+done
 while [ $# -gt 0 ]; do
     case "$1" in
         --reps) REPS=$2; shift 2 ;;
@@ -65,7 +82,7 @@ while [ $# -gt 0 ]; do
         --skip-loadgen) DO_LOADGEN=0; shift ;;
         --skip-lookup) DO_LOOKUP=0; shift ;;
         --only)
-            DO_TUNNEL=0 DO_LOADGEN=0 DO_LOOKUP=0
+            DO_TUNNEL=0 DO_LOADGEN=0 DO_LOOKUP=0 DO_CLUSTER=0
             case "$2" in
                 tunnel) DO_TUNNEL=1 ;; loadgen) DO_LOADGEN=1 ;; lookup) DO_LOOKUP=1 ;;
                 *) echo "--only: tunnel, loadgen or lookup" >&2; exit 2 ;;
@@ -657,6 +674,15 @@ run_lookup() {
 [ "$DO_TUNNEL" = 1 ] && run_tunnels
 [ "$DO_LOADGEN" = 1 ] && run_loadgen
 [ "$DO_LOOKUP" = 1 ] && { if [ "$SMOKE" = 1 ] && [ -z "${SMOKE_LOOKUP:-}" ]; then LOOKUP_TABLE="(not run in smoke mode)"; else run_lookup; fi; }
+# The cluster's smoke (about 15 s): a cross-node path and the registry pass traffic.
+# A full run leaves the cluster to `--only cluster` (its section is kept below).
+if [ "$DO_CLUSTER" = 1 ] && [ "$SMOKE" = 1 ]; then
+    log "cluster smoke (bench/cluster.sh --smoke)"
+    RGOST_BIN=$RGOST BENCH_PROFILE=$PROFILE timeout 600 bash "$ROOT/bench/cluster.sh" --smoke >"$WORK/cluster-smoke.log" 2>&1 ||
+        { fail "cluster smoke failed (bench/cluster.sh --smoke)"; tail -n 20 "$WORK/cluster-smoke.log" >&2; }
+fi
+# The cluster section of the report, written by bench/cluster.sh, is kept.
+CLUSTER_SECTION=$(sed -n '/<!-- cluster:begin/,/<!-- cluster:end -->/p' "$ROOT/BENCHMARKS.md" 2>/dev/null || true)
 
 # ================================================================ report
 source "$ROOT/bench/report.sh"

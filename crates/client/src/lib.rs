@@ -1,8 +1,9 @@
 //! The routing tunnel's TUN client (`listener: tun`, `handler: tun`).
 //!
 //! [`Client::start`] creates the TUN device (its addresses and routes stay up
-//! for the client's whole life); [`Client::run`] keeps one connection to the
-//! router server, reconnecting with [`backoff`], and pumps packets between
+//! for the client's whole life); [`Client::run`] keeps one connection to a
+//! router server (one of the hop's nodes, picked by the [`selector`]),
+//! reconnecting with [`backoff`], and pumps packets between
 //! the device and the connection ([`session`]); the connection's handshake
 //! is in [`handshake`]. On shutdown the device and its routes are removed.
 //!
@@ -14,6 +15,7 @@
 
 pub mod backoff;
 pub mod handshake;
+pub mod selector;
 pub mod session;
 
 use rgost_config::TunService;
@@ -24,6 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::selector::NodeSelector;
 use crate::session::SessionEnd;
 
 /// TUN segmentation offload (GSO/GRO, see [`rgost_tun`]): the tun
@@ -131,6 +134,12 @@ impl Client {
 }
 
 /// Keeps a session up until shutdown; fails only if the device does.
+///
+/// The hop's nodes are alternatives (router servers of one cluster):
+/// each round tries them one after the other, as the selector orders them,
+/// without waiting in between, and only a round in which every node failed
+/// waits (backoff). A lost session counts as a failure of its node, so a
+/// client whose node died is on another one at the next attempt.
 async fn connect_loop(
     service: &TunService,
     dialers: &[Dialer],
@@ -141,48 +150,56 @@ async fn connect_loop(
     let mut tun_batch = RecvBatch::new(tun.mtu());
     let src = source_addr(service, tun.offload());
     let nodes = &service.chain.nodes;
-    let mut next_node = 0;
+    if nodes.is_empty() || dialers.is_empty() {
+        tracing::error!("chain {} has no nodes", service.chain.name);
+        shutdown.cancelled().await;
+        return Ok(());
+    }
+    let mut selector = NodeSelector::new(&service.chain.selector, nodes.len(), &service.host);
     loop {
-        let index = next_node % nodes.len().max(1);
-        let (Some(node), Some(dialer)) = (nodes.get(index), dialers.get(index)) else {
-            tracing::error!("chain {} has no nodes", service.chain.name);
-            shutdown.cancelled().await;
-            return Ok(());
-        };
-        let attempt = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            r = handshake::connect(node, dialer, &service.host, src.clone()) => r,
-        };
-        // While nothing listens (a restarting server) retries stay frequent.
-        let cap = match attempt {
-            Ok(connected) => {
-                tracing::info!(
-                    host = %service.host,
-                    remote = %node.addr,
-                    connector = %connected.connector_id,
-                    "connected to router server"
-                );
-                let started = Instant::now();
-                // Packets queued while disconnected are stale: drop them.
-                session::drain_tun(tun, &mut tun_batch).await?;
-                let end = session::relay(connected, tun, &mut tun_batch, shutdown).await;
-                match end {
-                    SessionEnd::Tun(e) => return Err(e),
-                    _ if shutdown.is_cancelled() => return Ok(()),
-                    _ => {}
+        let mut tried = vec![false; nodes.len()];
+        // The ceiling of the wait after this round, from its last failure.
+        let mut cap = backoff::CAP;
+        while let Some(index) = selector.pick(Instant::now(), &tried) {
+            tried[index] = true;
+            let (Some(node), Some(dialer)) = (nodes.get(index), dialers.get(index)) else { continue };
+            let attempt = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                r = handshake::connect(node, dialer, &service.host, src.clone()) => r,
+            };
+            match attempt {
+                Ok(connected) => {
+                    selector.succeeded(index);
+                    tracing::info!(
+                        host = %service.host,
+                        remote = %node.addr,
+                        connector = %connected.connector_id,
+                        "connected to router server"
+                    );
+                    let started = Instant::now();
+                    // Packets queued while disconnected are stale: drop them.
+                    session::drain_tun(tun, &mut tun_batch).await?;
+                    let end = session::relay(connected, tun, &mut tun_batch, shutdown).await;
+                    match end {
+                        SessionEnd::Tun(e) => return Err(e),
+                        _ if shutdown.is_cancelled() => return Ok(()),
+                        _ => {}
+                    }
+                    tracing::warn!(host = %service.host, remote = %node.addr, reason = %end, "connection lost");
+                    if started.elapsed() >= backoff::HEALTHY_SESSION {
+                        backoff.reset();
+                    }
+                    selector.failed(index, Instant::now());
+                    cap = backoff::CAP;
                 }
-                tracing::warn!(host = %service.host, remote = %node.addr, reason = %end, "connection lost");
-                if started.elapsed() >= backoff::HEALTHY_SESSION {
-                    backoff.reset();
+                Err(e) => {
+                    tracing::warn!(host = %service.host, remote = %node.addr, error = %e, "cannot connect to router server");
+                    selector.failed(index, Instant::now());
+                    // While nothing listens (a restarting server) retries stay frequent.
+                    cap = if server_down(&e) { backoff::SERVER_DOWN_CAP } else { backoff::CAP };
                 }
-                backoff::CAP
             }
-            Err(e) => {
-                tracing::warn!(host = %service.host, remote = %node.addr, error = %e, "cannot connect to router server");
-                next_node += 1;
-                if server_down(&e) { backoff::SERVER_DOWN_CAP } else { backoff::CAP }
-            }
-        };
+        }
         let delay = backoff.next_delay_capped(cap);
         tracing::debug!(?delay, "reconnecting after delay");
         tokio::select! {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::ConfigError;
 use crate::raw::{
     Metadata, RawAuth, RawConnector, RawDialer, RawForwardNode, RawForwarder, RawHandler, RawListener, RawNode,
-    RawService, RawTls,
+    RawSelector, RawService, RawTls,
 };
 
 /// Listener types GOST registers: a single scheme names the listener too
@@ -319,9 +319,46 @@ pub(crate) fn take_limits(service: &mut RawService) -> FlagLimits {
     limits
 }
 
-/// A `-F` URL as a node named `node-0`.
-pub(crate) fn node(text: &str, origin: &str) -> Result<RawNode, ConfigError> {
+/// A `-F` URL as the nodes of one hop, `node-0`, `node-1`, ... one per
+/// comma-separated address (`router://a:8443,b:8443`), as GOST reads it,
+/// and the hop's selector from the `strategy`, `maxFails` and
+/// `failTimeout` query keys (also `max_fails`, `fail_timeout`).
+pub(crate) fn nodes(text: &str, origin: &str) -> Result<(Vec<RawNode>, Option<RawSelector>), ConfigError> {
     let mut url = parse_url(text, origin)?;
+    let selector = take_selector(&mut url.query);
+    let hosts: Vec<String> = url.host.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect();
+    let node = node(url, origin)?;
+    if hosts.len() <= 1 {
+        return Ok((vec![node], selector));
+    }
+    let nodes = hosts
+        .into_iter()
+        .enumerate()
+        .map(|(i, host)| RawNode { name: Some(format!("node-{i}")), addr: Some(host), ..node.clone() })
+        .collect();
+    Ok((nodes, selector))
+}
+
+/// Takes GOST's selector query keys out of the query.
+fn take_selector(query: &mut Vec<(String, String)>) -> Option<RawSelector> {
+    let mut selector = RawSelector::default();
+    let mut found = false;
+    query.retain(|(key, value)| {
+        let value = Some(value.clone());
+        match key.to_ascii_lowercase().as_str() {
+            "strategy" => selector.strategy = value,
+            "maxfails" | "max_fails" => selector.max_fails = value.map(Value::String),
+            "failtimeout" | "fail_timeout" => selector.fail_timeout = value.map(Value::String),
+            _ => return true,
+        }
+        found = true;
+        false
+    });
+    found.then_some(selector)
+}
+
+/// A `-F` URL (already parsed) as a node named `node-0`.
+fn node(mut url: FlagUrl, origin: &str) -> Result<RawNode, ConfigError> {
     let (connector, dialer) = split_scheme(&url.scheme, origin, GOST_DIALERS)?;
     let tls = take_tls(&mut url.query);
     let (connector_md, dialer_md) = split_metadata(url.query, "connector", "dialer");

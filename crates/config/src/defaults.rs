@@ -58,3 +58,17 @@ pub const OBSERVE_PERIOD_MIN: Duration = Duration::from_secs(1);
 pub const LIMITER_REFRESH: Duration = Duration::from_secs(30);
 /// The shortest `limiter.refreshInterval` GOST allows.
 pub const LIMITER_REFRESH_MIN: Duration = Duration::from_secs(1);
+/// A node of a hop is skipped after this many failures (`selector.maxFails`; GOST's default).
+pub const SELECTOR_MAX_FAILS: u32 = 1;
+/// How long a failed node is skipped (`selector.failTimeout`; GOST's default).
+pub const SELECTOR_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a cluster node renews its registrations (`sd.renewInterval`; GOST's default).
+pub const SD_RENEW_INTERVAL: Duration = Duration::from_secs(15);
+/// How long service discovery answers are reused (`sd.cache.expiration`; GOST's default).
+pub const SD_CACHE_EXPIRATION: Duration = Duration::from_secs(1);
+/// Prefix of the redis keys and channel of a cluster (`sds[].redis.prefix`).
+pub const SD_REDIS_PREFIX: &str = "rgost";
+/// Bytes queued at most for one node link (`nodeQueueBytes`): 4 MiB.
+pub const NODE_QUEUE_BYTES: usize = 4 << 20;
+/// Shortest `nodeSecret` accepted, in bytes.
+pub const NODE_SECRET_MIN_LEN: usize = 16;

@@ -46,7 +46,9 @@ pub struct Loaded {
 /// `-F` node URLs, and checks that the certificate, key and CA files it
 /// names are readable (relative paths are relative to the working
 /// directory). As GOST does, the `-F` nodes form one chain `chain-0`
-/// (one hop per node) used by every `-L` service.
+/// (one hop per node) used by every `-L` service; a `-F` URL with several
+/// comma-separated addresses is one hop of several nodes, with the
+/// selector of its `strategy`, `maxFails` and `failTimeout` query keys.
 ///
 /// rgost supports chains of one hop, so more than one `-F` is an error.
 pub fn load(file: Option<&Path>, services: &[String], nodes: &[String]) -> Result<Loaded, ConfigError> {
@@ -62,9 +64,9 @@ pub fn load(file: Option<&Path>, services: &[String], nodes: &[String]) -> Resul
         [] => None,
         [url] => {
             let origin = cli::flag_origin("-F", url);
-            let node = cli::node(url, &origin)?;
+            let (nodes, selector) = cli::nodes(url, &origin)?;
             let name = "chain-0".to_owned();
-            let hop = RawHop { name: Some("hop-0".to_owned()), nodes: Some(vec![node]) };
+            let hop = RawHop { name: Some("hop-0".to_owned()), nodes: Some(nodes), selector };
             input.chains.push(Sourced {
                 origin,
                 item: RawChain { name: Some(name.clone()), hops: Some(vec![hop]), metadata: None },
@@ -189,7 +191,7 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
             origin: origin.to_owned(),
             key: section.to_owned(),
             value: section.to_owned(),
-            hint: "rgost implements the sections services, chains, routers, ingresses, authers, limiters, rlimiters and observers"
+            hint: "rgost implements the sections services, chains, routers, ingresses, authers, limiters, rlimiters, observers and sds"
                 .to_owned(),
         });
     }
@@ -228,6 +230,7 @@ fn add_file(input: &mut Input, raw: RawConfig, origin: &str) {
     input.limiters.extend(raw.limiters.into_iter().flatten().map(from(origin)));
     input.rlimiters.extend(raw.rlimiters.into_iter().flatten().map(from(origin)));
     input.observers.extend(raw.observers.into_iter().flatten().map(from(origin)));
+    input.sds.extend(raw.sds.into_iter().flatten().map(from(origin)));
 }
 
 #[cfg(test)]

@@ -86,6 +86,11 @@ impl<'a> Md<'a> {
         self.origin
     }
 
+    /// The map's key path (e.g. `services[0].handler.metadata`).
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The value of `key` (case-insensitive) and its full path; null counts as absent.
     pub(crate) fn get(&self, key: &'static str) -> Option<(String, &'a Value)> {
         self.read.borrow_mut().push(key);

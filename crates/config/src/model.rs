@@ -79,6 +79,93 @@ pub struct RouterService {
     pub keepalive: Keepalive,
     /// Traffic limits, rate limits and the observer.
     pub shaping: Shaping,
+    /// Membership of a cluster of router servers (`sd`, `entrypoint`,
+    /// `nodeSecret`); `None` for a single server.
+    pub cluster: Option<Box<ClusterSettings>>,
+}
+
+/// A router service's place in a cluster of router servers (handler
+/// metadata `sd`, `entrypoint`, `nodeSecret`, ...). Defaults: [`defaults`].
+#[derive(Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// The service discovery the hosts are registered in (`sd`, naming an `sds` entry).
+    pub sd: SdConfig,
+    /// Where the node link listener listens (`entrypoint`).
+    pub entrypoint: ListenAddr,
+    /// The address other nodes dial to reach this one (`entrypoint.advertise`,
+    /// default: `entrypoint`).
+    pub advertise: String,
+    /// The secret every node of the cluster holds (`nodeSecret`): node links
+    /// are authenticated with it.
+    pub node_secret: String,
+    /// How often registrations are renewed (`sd.renewInterval`, default
+    /// 15 s); a registration lives three times as long unless renewed.
+    pub renew_interval: Duration,
+    /// How long an answer of the service discovery is reused (`sd.cache.expiration`,
+    /// default 1 s): a host found nowhere, and, with an HTTP plugin, where a host is.
+    pub cache_expiration: Duration,
+    /// Bytes queued at most for one node link (`nodeQueueBytes`, default 4 MiB).
+    pub node_queue_bytes: usize,
+}
+
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSettings")
+            .field("sd", &self.sd)
+            .field("entrypoint", &self.entrypoint)
+            .field("advertise", &self.advertise)
+            .field("renew_interval", &self.renew_interval)
+            .field("cache_expiration", &self.cache_expiration)
+            .field("node_queue_bytes", &self.node_queue_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A service discovery (`sds[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdConfig {
+    /// Its name.
+    pub name: String,
+    /// Where registrations are kept.
+    pub backend: SdBackend,
+}
+
+/// Where a service discovery keeps registrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SdBackend {
+    /// A redis server, or a master found through Redis Sentinel (rgost's engine).
+    Redis(SdRedis),
+    /// GOST's SD HTTP plugin protocol (`plugin: {type: http, addr}`).
+    Plugin(PluginConfig),
+}
+
+/// `sds[].redis`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SdRedis {
+    /// `host:port` of the redis server, or of each sentinel (`addr`, comma-separated).
+    pub addrs: Vec<String>,
+    /// The master's name when `addrs` are sentinels (`sentinel`).
+    pub sentinel: Option<String>,
+    /// Database number (`db`, default 0).
+    pub db: i64,
+    /// User name (ACL), if any.
+    pub username: Option<String>,
+    /// Password, if any.
+    pub password: Option<String>,
+    /// Prefix of every key and channel rgost uses (`prefix`, default `rgost`).
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for SdRedis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdRedis")
+            .field("addrs", &self.addrs)
+            .field("sentinel", &self.sentinel)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a router service limits and reports, by name of the limiters and
@@ -282,13 +369,51 @@ pub struct TunRouteSetting {
     pub gateway: Option<IpAddr>,
 }
 
-/// A chain: rgost supports exactly one hop; its nodes are alternatives tried in turn.
+/// A chain: rgost supports exactly one hop; its nodes are alternatives
+/// (router servers of one cluster, or standbys), chosen by the hop's selector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chain {
     /// The chain's name.
     pub name: String,
     /// The hop's nodes (at least one).
     pub nodes: Vec<Node>,
+    /// How a node is chosen and when a failing one is skipped (`hops[].selector`).
+    pub selector: Selector,
+}
+
+/// A hop's node selector (GOST's `selector: {strategy, maxFails, failTimeout}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selector {
+    /// Which node is tried next.
+    pub strategy: Strategy,
+    /// Failures (a refused or failed connection, or a lost one) after which
+    /// a node is skipped (`maxFails`, default 1).
+    pub max_fails: u32,
+    /// How long a node that reached `max_fails` is skipped (`failTimeout`, default 10 s).
+    pub fail_timeout: Duration,
+}
+
+impl Default for Selector {
+    fn default() -> Self {
+        Selector {
+            strategy: Strategy::RoundRobin,
+            max_fails: defaults::SELECTOR_MAX_FAILS,
+            fail_timeout: defaults::SELECTOR_FAIL_TIMEOUT,
+        }
+    }
+}
+
+/// A selector's strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// `round` (`rr`): each attempt takes the next node.
+    RoundRobin,
+    /// `random` (`rand`): a random node.
+    Random,
+    /// `fifo` (`ha`): the first node that is not failing; the others are standbys.
+    Fifo,
+    /// `hash`: a node picked by the client's host name, so a client keeps its node.
+    Hash,
 }
 
 /// One node of a hop.

@@ -25,13 +25,13 @@ pub(crate) struct RawConfig {
     pub(crate) limiters: Option<Vec<RawLimiter>>,
     pub(crate) rlimiters: Option<Vec<RawLimiter>>,
     pub(crate) observers: Option<Vec<RawObserver>>,
+    pub(crate) sds: Option<Vec<RawSd>>,
     // GOST sections rgost does not implement: read to be reported by name.
     hops: Option<IgnoredAny>,
     admissions: Option<IgnoredAny>,
     bypasses: Option<IgnoredAny>,
     resolvers: Option<IgnoredAny>,
     hosts: Option<IgnoredAny>,
-    sds: Option<IgnoredAny>,
     recorders: Option<IgnoredAny>,
     climiters: Option<IgnoredAny>,
     loggers: Option<IgnoredAny>,
@@ -51,7 +51,6 @@ impl RawConfig {
             ("bypasses", self.bypasses.is_some()),
             ("resolvers", self.resolvers.is_some()),
             ("hosts", self.hosts.is_some()),
-            ("sds", self.sds.is_some()),
             ("recorders", self.recorders.is_some()),
             ("climiters", self.climiters.is_some()),
             ("loggers", self.loggers.is_some()),
@@ -162,6 +161,40 @@ pub(crate) struct RawHop {
     #[allow(dead_code, reason = "part of GOST's schema; rgost's chains have one hop")]
     pub(crate) name: Option<String>,
     pub(crate) nodes: Option<Vec<RawNode>>,
+    pub(crate) selector: Option<RawSelector>,
+}
+
+/// `chains[].hops[].selector`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawSelector {
+    pub(crate) strategy: Option<String>,
+    pub(crate) max_fails: Option<Value>,
+    pub(crate) fail_timeout: Option<Value>,
+    /// GOST's latency filter; rgost does not measure latency.
+    pub(crate) max_latency: Option<Value>,
+}
+
+/// `sds[]`: a service discovery.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSd {
+    pub(crate) name: Option<String>,
+    pub(crate) plugin: Option<RawPlugin>,
+    /// rgost's engine.
+    pub(crate) redis: Option<RawSdRedis>,
+}
+
+/// `sds[].redis`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSdRedis {
+    pub(crate) addr: Option<String>,
+    pub(crate) sentinel: Option<String>,
+    pub(crate) db: Option<i64>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) prefix: Option<String>,
 }
 
 /// `chains[].hops[].nodes[]`.

@@ -3,8 +3,8 @@
 use std::fmt::{self, Display, Formatter};
 
 use crate::{
-    Config, DialerKind, ListenAddr, ListenerKind, Node, PluginConfig, RouterService, Service, ServiceKind, Sources,
-    TlsServerSettings, TunService,
+    Config, DialerKind, ListenAddr, ListenerKind, Node, PluginConfig, RouterService, SdBackend, Service, ServiceKind,
+    Sources, Strategy, TlsServerSettings, TunService,
 };
 
 impl Config {
@@ -60,8 +60,24 @@ impl Config {
             0 => String::new(),
             n => format!(", {n} other router{}", plural(n)),
         };
+        let cluster = match &service.cluster {
+            None => String::new(),
+            Some(cluster) => {
+                let sd = match &cluster.sd.backend {
+                    SdBackend::Redis(redis) => match &redis.sentinel {
+                        Some(master) => format!("redis master {master} via sentinels {}", redis.addrs.join(",")),
+                        None => format!("redis {}", redis.addrs.join(",")),
+                    },
+                    SdBackend::Plugin(plugin) => format!("plugin {}", plugin.addr),
+                };
+                format!(
+                    "; cluster node: links on {} (advertised as {}), sd {} ({sd})",
+                    cluster.entrypoint, cluster.advertise, cluster.sd.name
+                )
+            }
+        };
         format!(
-            "router server on {} over {}; {default}{others}; {ingress}; {auth}{binding}{}",
+            "router server on {} over {}; {default}{others}; {ingress}; {auth}{binding}{}{cluster}",
             service.listen,
             listener(&service.listener),
             self.shaping_text(service),
@@ -108,8 +124,25 @@ fn tun_line(service: &TunService) -> String {
         .collect();
     let routes = if routes.is_empty() { "no routes".to_owned() } else { format!("routes {}", routes.join(", ")) };
     let nodes: Vec<String> = service.chain.nodes.iter().map(node).collect();
+    let selector = if nodes.len() > 1 {
+        let s = &service.chain.selector;
+        let strategy = match s.strategy {
+            Strategy::RoundRobin => "round",
+            Strategy::Random => "random",
+            Strategy::Fifo => "fifo",
+            Strategy::Hash => "hash",
+        };
+        format!(
+            ", strategy {strategy}, a node skipped for {:?} after {} failure{}",
+            s.fail_timeout,
+            s.max_fails,
+            plural(s.max_fails as usize)
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "tun client {}: device {} {} mtu {}, offload {}, {routes}; to {} (chain {})",
+        "tun client {}: device {} {} mtu {}, offload {}, {routes}; to {} (chain {}{selector})",
         service.host,
         tun.name.as_deref().unwrap_or("(name chosen by the system)"),
         addrs.join(","),

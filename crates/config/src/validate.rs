@@ -13,15 +13,15 @@ use uuid::Uuid;
 use crate::defaults;
 use crate::metadata::{Md, check_keys, duration_value, invalid, scalar, shown};
 use crate::raw::{
-    RawAuth, RawAuther, RawChain, RawIngress, RawLimiter, RawNode, RawObserver, RawPlugin, RawRouter, RawService,
-    RawSources, RawTls,
+    RawAuth, RawAuther, RawChain, RawIngress, RawLimiter, RawNode, RawObserver, RawPlugin, RawRouter, RawSd,
+    RawSelector, RawService, RawSources, RawTls,
 };
 use crate::{
-    AutherConfig, Chain, Config, ConfigError, Credentials, DialerKind, FileSource, HttpSource, IngressConfig,
-    Keepalive, LimiterConfig, Limits, ListenAddr, ListenerKind, Loaded, Node, Observe, ObserverConfig, PluginConfig,
-    RateLimit, RateLimiterConfig, RedisKind, RedisSource, RouterConfig, RouterConnector, RouterService, Service,
-    ServiceKind, Shaping, Sources, TlsClientSettings, TlsServerSettings, TrafficLimit, TunRouteSetting, TunService,
-    TunSettings, UserEntry,
+    AutherConfig, Chain, ClusterSettings, Config, ConfigError, Credentials, DialerKind, FileSource, HttpSource,
+    IngressConfig, Keepalive, LimiterConfig, Limits, ListenAddr, ListenerKind, Loaded, Node, Observe, ObserverConfig,
+    PluginConfig, RateLimit, RateLimiterConfig, RedisKind, RedisSource, RouterConfig, RouterConnector, RouterService,
+    SdBackend, SdConfig, SdRedis, Selector, Service, ServiceKind, Shaping, Sources, Strategy, TlsClientSettings,
+    TlsServerSettings, TrafficLimit, TunRouteSetting, TunService, TunSettings, UserEntry,
 };
 
 /// One item and where it was read from (a file or a flag).
@@ -42,6 +42,7 @@ pub(crate) struct Input {
     pub(crate) limiters: Vec<Sourced<RawLimiter>>,
     pub(crate) rlimiters: Vec<Sourced<RawLimiter>>,
     pub(crate) observers: Vec<Sourced<RawObserver>>,
+    pub(crate) sds: Vec<Sourced<RawSd>>,
 }
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -142,6 +143,7 @@ fn validate_with_notes(input: &Input) -> Result<(Loaded, Notes)> {
     let observers: Vec<ObserverConfig> =
         section("observers", &input.observers, |o, i, r| observer(o, i, r, &mut notes), |r| &r.name)?;
     let chains: Vec<Chain> = section("chains", &input.chains, |o, i, r| chain(o, i, r, &mut notes), |c| &c.name)?;
+    let sds: Vec<SdConfig> = section("sds", &input.sds, |o, i, r| sd(o, i, r, &mut notes), |s| &s.name)?;
 
     let refs = Refs {
         routers: &routers,
@@ -151,6 +153,7 @@ fn validate_with_notes(input: &Input) -> Result<(Loaded, Notes)> {
         limiters: &limiters,
         rlimiters: &rlimiters,
         observers: &observers,
+        sds: &sds,
     };
     let services: Vec<Service> =
         section("services", &input.services, |o, i, r| service(o, i, r, &refs, &mut notes), |s| &s.name)?;
@@ -200,14 +203,14 @@ struct Refs<'a> {
     limiters: &'a [LimiterConfig],
     rlimiters: &'a [RateLimiterConfig],
     observers: &'a [ObserverConfig],
+    sds: &'a [SdConfig],
 }
 
 // GOST options rgost deliberately does not implement, per metadata map:
 // accepted with a notice. The keys rgost reads are not listed anywhere: a
 // read registers its key (see `metadata`).
 
-const ROUTER_HANDLER_IGNORED: &[&str] =
-    &["bufferSize", "entrypoint", "entryPoint", "sd", "sd.renewInterval", "limiter.cleanupInterval"];
+const ROUTER_HANDLER_IGNORED: &[&str] = &["bufferSize", "limiter.cleanupInterval"];
 const LISTENER_IGNORED: &[&str] = &[
     "backlog",
     "mptcp",
@@ -396,6 +399,7 @@ fn router_service(
     }
     let keepalive = keepalive(&[&hmd, &lmd])?;
     let shaping = shaping(origin, path, raw, &hmd, refs)?;
+    let cluster = cluster(&hmd, refs, notes)?;
 
     notes.check_metadata(&[&hmd, &lmd, &smd])?;
     if raw.forwarder.is_some() {
@@ -416,6 +420,7 @@ fn router_service(
         limits,
         keepalive,
         shaping,
+        cluster,
     })
 }
 
@@ -475,6 +480,90 @@ fn shaping(origin: &str, path: &str, raw: &RawService, hmd: &Md<'_>, refs: &Refs
         observe: Observe { period, reset_traffic },
         limiter_refresh,
     })
+}
+
+/// A router handler's cluster keys: `sd` names the service discovery; then
+/// `entrypoint` and `nodeSecret` are required. Without `sd` the other keys
+/// are read (so they are known) and ignored with a notice.
+fn cluster(md: &Md<'_>, refs: &Refs<'_>, notes: &mut Notes) -> Result<Option<Box<ClusterSettings>>> {
+    let origin = md.origin();
+    let sd = md.string("sd")?;
+    let entrypoint = md.string("entrypoint")?;
+    let advertise = md.string("entrypoint.advertise")?;
+    let secret = md.get("nodeSecret").map(|(key, value)| (key, scalar(value).unwrap_or_default()));
+    let renew = md.duration("sd.renewInterval")?;
+    let expiration = md.duration("sd.cache.expiration")?;
+    let queue = md.size("nodeQueueBytes")?;
+    let Some((sd_key, sd_name)) = sd else {
+        for (key, set) in [
+            ("entrypoint", entrypoint.is_some()),
+            ("entrypoint.advertise", advertise.is_some()),
+            ("nodeSecret", secret.is_some()),
+            ("sd.renewInterval", renew.is_some()),
+            ("sd.cache.expiration", expiration.is_some()),
+            ("nodeQueueBytes", queue.is_some()),
+        ] {
+            if set {
+                notes.warn(format!(
+                    "{origin}: {}.{key}: ignored without sd (this server is not a cluster node)",
+                    md.path()
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let sd = refs.sds.iter().find(|s| s.name == sd_name).ok_or_else(|| undefined(origin, &sd_key, &sd_name))?;
+    let entry_hint = "the node link's listen address other nodes dial, e.g. 10.0.0.1:7443";
+    let (entry_key, entry_text) =
+        entrypoint.ok_or_else(|| missing(origin, format!("{}.entrypoint", md.path()), entry_hint))?;
+    let entrypoint =
+        listen_addr(&entry_text).map_err(|reason| invalid(origin, &entry_key, entry_text.as_str(), reason))?;
+    let advertise = match (advertise, entrypoint.ip) {
+        (Some((key, addr)), _) => {
+            dial_addr(&addr).map_err(|reason| invalid(origin, key, addr.as_str(), reason))?;
+            addr
+        }
+        (None, Some(ip)) if !ip.is_unspecified() => entry_text.clone(),
+        (None, _) => {
+            return Err(missing(
+                origin,
+                format!("{}.entrypoint.advertise", md.path()),
+                format!("entrypoint {entry_text} listens on every address: give the address other nodes dial"),
+            ));
+        }
+    };
+    let secret_hint = format!(
+        "a secret of at least {} characters that every node of the cluster holds, e.g. from `openssl rand -hex 32`",
+        defaults::NODE_SECRET_MIN_LEN
+    );
+    let (secret_key, node_secret) =
+        secret.ok_or_else(|| missing(origin, format!("{}.nodeSecret", md.path()), secret_hint.as_str()))?;
+    if node_secret.len() < defaults::NODE_SECRET_MIN_LEN {
+        return Err(invalid(origin, secret_key, "***", secret_hint));
+    }
+    // GOST replaces a renew interval under a second by its default.
+    let renew_interval = match renew {
+        Some(interval) if interval >= Duration::from_secs(1) => interval,
+        Some(interval) => {
+            notes.warn(format!(
+                "{origin}: {}.sd.renewInterval: {interval:?} is under 1s; using {:?}, as GOST does",
+                md.path(),
+                defaults::SD_RENEW_INTERVAL
+            ));
+            defaults::SD_RENEW_INTERVAL
+        }
+        None => defaults::SD_RENEW_INTERVAL,
+    };
+    let cache_expiration = expiration.filter(|d| !d.is_zero()).unwrap_or(defaults::SD_CACHE_EXPIRATION);
+    Ok(Some(Box::new(ClusterSettings {
+        sd: sd.clone(),
+        entrypoint,
+        advertise,
+        node_secret,
+        renew_interval,
+        cache_expiration,
+        node_queue_bytes: queue.unwrap_or(defaults::NODE_QUEUE_BYTES),
+    })))
 }
 
 /// `keepAlivePeriod` and `userTimeout` from the first map that has them
@@ -759,7 +848,114 @@ fn chain(origin: &str, i: usize, raw: &RawChain, notes: &mut Notes) -> Result<Ch
     if raw.metadata.as_ref().is_some_and(|md| !md.is_empty()) {
         notes.warn(format!("{origin}: {path}.metadata: chain metadata is ignored by rgost"));
     }
-    Ok(Chain { name, nodes })
+    let selector = match &hop.selector {
+        Some(raw) => selector(origin, &format!("{path}.hops[0].selector"), raw, notes)?,
+        None => Selector::default(),
+    };
+    Ok(Chain { name, nodes, selector })
+}
+
+/// A hop's selector, read as GOST reads it: an unknown strategy is
+/// round-robin, and `maxFails` or `failTimeout` of zero take the defaults.
+fn selector(origin: &str, path: &str, raw: &RawSelector, notes: &mut Notes) -> Result<Selector> {
+    let strategy = match text(raw.strategy.as_ref()).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("round" | "rr") => Strategy::RoundRobin,
+        Some("random" | "rand") => Strategy::Random,
+        Some("fifo" | "ha") => Strategy::Fifo,
+        Some("hash") => Strategy::Hash,
+        Some(other) => {
+            notes.warn(format!(
+                "{origin}: {path}.strategy: {other:?} is not implemented by rgost (round, random, fifo, hash); using round, as GOST does for a strategy it does not know"
+            ));
+            Strategy::RoundRobin
+        }
+    };
+    let max_fails = match raw.max_fails.as_ref().filter(|v| !v.is_null()) {
+        None => defaults::SELECTOR_MAX_FAILS,
+        Some(value) => match scalar(value).and_then(|s| s.parse::<i64>().ok()) {
+            Some(n) if n <= 0 => defaults::SELECTOR_MAX_FAILS,
+            Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
+            None => return Err(invalid(origin, format!("{path}.maxFails"), shown(value), "expected an integer")),
+        },
+    };
+    let fail_timeout = match raw.fail_timeout.as_ref().filter(|v| !v.is_null()) {
+        None => defaults::SELECTOR_FAIL_TIMEOUT,
+        Some(value) => Some(duration_value(origin, &format!("{path}.failTimeout"), value)?)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(defaults::SELECTOR_FAIL_TIMEOUT),
+    };
+    if raw.max_latency.as_ref().is_some_and(|v| !v.is_null()) {
+        notes.warn(format!("{origin}: {path}.maxLatency: a GOST option rgost does not implement, ignored"));
+    }
+    Ok(Selector { strategy, max_fails, fail_timeout })
+}
+
+// ------------------------------------------------------------------- sds
+
+fn sd(origin: &str, i: usize, raw: &RawSd, notes: &mut Notes) -> Result<SdConfig> {
+    let path = format!("sds[{i}]");
+    let name = section_name(origin, &path, raw.name.as_ref())?;
+    let backend = match (&raw.redis, &raw.plugin) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(origin, format!("{path}.plugin"), "plugin", "give either redis or plugin, not both"));
+        }
+        (None, None) => {
+            return Err(missing(
+                origin,
+                format!("{path}.redis"),
+                "where registrations are kept: redis: {addr} (rgost's engine) or plugin: {type: http, addr} (GOST's)",
+            ));
+        }
+        (None, Some(plugin)) => {
+            let kind = text(plugin.kind.as_ref()).map(str::to_ascii_lowercase);
+            if kind.as_deref() != Some("http") {
+                // GOST takes anything but http as grpc.
+                return Err(unsupported(
+                    origin,
+                    format!("{path}.plugin.type"),
+                    kind.unwrap_or_else(|| "grpc".to_owned()),
+                    "rgost implements the SD plugin of type http; write type: http",
+                ));
+            }
+            SdBackend::Plugin(plugin_config(origin, &format!("{path}.plugin"), plugin, notes)?)
+        }
+        (Some(redis), None) => {
+            let addr = text(redis.addr.as_ref()).ok_or_else(|| {
+                missing(origin, format!("{path}.redis.addr"), "host:port of the redis server (or of each sentinel)")
+            })?;
+            let addrs: Vec<String> =
+                addr.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect();
+            for a in &addrs {
+                dial_addr(a).map_err(|reason| invalid(origin, format!("{path}.redis.addr"), a.as_str(), reason))?;
+            }
+            let sentinel = text(redis.sentinel.as_ref()).map(str::to_owned);
+            if sentinel.is_none() && addrs.len() > 1 {
+                return Err(invalid(
+                    origin,
+                    format!("{path}.redis.addr"),
+                    addr,
+                    "several addresses are sentinels: also give sentinel (the master's name)",
+                ));
+            }
+            let db = redis.db.unwrap_or(0);
+            if db < 0 {
+                return Err(invalid(origin, format!("{path}.redis.db"), db.to_string(), "a database number is >= 0"));
+            }
+            let prefix = text(redis.prefix.as_ref()).unwrap_or(defaults::SD_REDIS_PREFIX).to_owned();
+            if prefix.contains(char::is_whitespace) {
+                return Err(invalid(origin, format!("{path}.redis.prefix"), prefix, "no white space in a prefix"));
+            }
+            SdBackend::Redis(SdRedis {
+                addrs,
+                sentinel,
+                db,
+                username: text(redis.username.as_ref()).map(str::to_owned),
+                password: redis.password.clone().filter(|p| !p.is_empty()),
+                prefix,
+            })
+        }
+    };
+    Ok(SdConfig { name, backend })
 }
 
 fn node(origin: &str, path: &str, j: usize, raw: &RawNode, notes: &mut Notes) -> Result<Node> {

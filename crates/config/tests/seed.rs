@@ -226,6 +226,7 @@ fn tcp_router_service(default_router: &str, ingress: Option<&str>) -> Service {
             limits: Limits::default(),
             keepalive: Keepalive::default(),
             shaping: Shaping::default(),
+            cluster: None,
         }),
     }
 }
@@ -276,6 +277,7 @@ fn tun(name: &str, router_id: Option<&str>, chain_nodes_addr: &str, routes: Vec<
                     connect_timeout: defaults::CONNECT_TIMEOUT,
                     keepalive: Keepalive::default(),
                 }],
+                selector: Selector::default(),
             },
         }),
     }

@@ -34,11 +34,14 @@ pub enum DropReason {
     NotLocal,
     /// Over a traffic limit.
     RateLimited,
+    /// For a host on another node that cannot be reached now (no link to
+    /// it, or its link's queue is full).
+    NodeUnreachable,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order (for counters indexed by reason).
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::ZeroLength,
         DropReason::NotIp,
         DropReason::Malformed,
@@ -52,6 +55,7 @@ impl DropReason {
         DropReason::Closed,
         DropReason::NotLocal,
         DropReason::RateLimited,
+        DropReason::NodeUnreachable,
     ];
 
     /// The number of reasons.
@@ -73,6 +77,7 @@ impl DropReason {
             DropReason::Closed => "closed",
             DropReason::NotLocal => "not_local",
             DropReason::RateLimited => "rate_limited",
+            DropReason::NodeUnreachable => "node_unreachable",
         }
     }
 

@@ -6,9 +6,14 @@
 //! connection died behind a NAT gets its traffic back as soon as it
 //! reconnects, without waiting for keepalive to notice. Older connections
 //! stay registered as standbys and take over, newest first, when the one
-//! receiving closes. In a cluster, a newer registration of the host on
-//! another node ([`Fabric::claim_remote`]) takes precedence over every
-//! local connection until that node releases it.
+//! receiving closes. In a cluster, every registration gets a sequence
+//! number from a counter all nodes share ([`Fabric::set_seq`]), and the
+//! host's newest registration on other nodes is recorded as a claim with
+//! its number ([`Fabric::claim_remote`]): the claim receives when it is
+//! newer than the newest local connection. A local connection whose number
+//! is not known yet (just registered, or the shared counter is out of
+//! reach) counts as the newest: it registered after everything this node
+//! has heard of.
 //!
 //! Registering and unregistering cost the same however many hosts exist:
 //! each takes the service's namespace lock and one namespace's host lock for
@@ -54,9 +59,25 @@ pub struct Namespace<C> {
 #[derive(Debug)]
 pub(crate) struct HostEntry<C> {
     /// Local connections in registration order: the last is the newest.
-    local: Vec<(ConnId, C)>,
-    /// Another node holds a registration newer than every local one.
-    remote: Option<NodeId>,
+    local: Vec<Local<C>>,
+    /// The newest registration of the host on another node, if any.
+    remote: Option<Claim>,
+}
+
+/// A local connection of a host.
+#[derive(Debug)]
+struct Local<C> {
+    id: ConnId,
+    conn: C,
+    /// Its cluster-wide sequence number, once known.
+    seq: Option<u64>,
+}
+
+/// Another node's registration of a host.
+#[derive(Debug, Clone)]
+struct Claim {
+    node: NodeId,
+    seq: u64,
 }
 
 /// Who receives a host's packets.
@@ -69,15 +90,26 @@ pub enum Owner<'a, C> {
 }
 
 impl<C> HostEntry<C> {
+    fn new() -> Self {
+        HostEntry { local: Vec::new(), remote: None }
+    }
+
+    /// The newest registration receives: the claim of another node when its
+    /// number is above the newest local connection's, else that connection
+    /// (also while its own number is not known).
     pub(crate) fn owner(&self) -> Option<Owner<'_, C>> {
-        if let Some(node) = &self.remote {
-            return Some(Owner::Node(node));
+        match (&self.remote, self.local.last()) {
+            (Some(claim), Some(local)) if local.seq.is_some_and(|seq| seq < claim.seq) => {
+                Some(Owner::Node(&claim.node))
+            }
+            (_, Some(local)) => Some(Owner::Local(local.id, &local.conn)),
+            (Some(claim), None) => Some(Owner::Node(&claim.node)),
+            (None, None) => None,
         }
-        self.local.last().map(|(id, conn)| Owner::Local(*id, conn))
     }
 
     pub(crate) fn newest_local(&self) -> Option<(ConnId, &C)> {
-        self.local.last().map(|(id, conn)| (*id, conn))
+        self.local.last().map(|l| (l.id, &l.conn))
     }
 
     fn local_owner(&self) -> Option<ConnId> {
@@ -85,6 +117,13 @@ impl<C> HostEntry<C> {
             Some(Owner::Local(id, _)) => Some(id),
             _ => None,
         }
+    }
+
+    fn owner_id(&self) -> Option<OwnerId> {
+        self.owner().map(|o| match o {
+            Owner::Local(id, _) => OwnerId::Local(id),
+            Owner::Node(node) => OwnerId::Node(Arc::clone(node)),
+        })
     }
 
     fn is_empty(&self) -> bool {
@@ -145,12 +184,11 @@ impl<C> Fabric<C> {
         };
         let displaced = {
             let mut hosts = namespace.write();
-            let entry = hosts.entry(Arc::clone(&host)).or_insert_with(|| HostEntry { local: Vec::new(), remote: None });
+            let entry = hosts.entry(Arc::clone(&host)).or_insert_with(HostEntry::new);
             let displaced = entry.local_owner();
             let handle = make(conn, entry.newest_local().map(|(_, c)| c));
-            entry.local.push((conn, handle));
-            // The newest registration wins over a claim from another node too.
-            entry.remote = None;
+            // Without a number yet it is the newest, also over another node's claim.
+            entry.local.push(Local { id: conn, conn: handle, seq: None });
             displaced
         };
         drop(namespaces);
@@ -166,7 +204,7 @@ impl<C> Fabric<C> {
             let mut result = Unregistered { successor: None, host_gone: true };
             if let Some(entry) = hosts.get_mut(&reg.host) {
                 let was_owner = entry.local_owner() == Some(reg.conn);
-                entry.local.retain(|(id, _)| *id != reg.conn);
+                entry.local.retain(|l| l.id != reg.conn);
                 if was_owner {
                     result.successor = entry.local_owner();
                 }
@@ -183,15 +221,31 @@ impl<C> Fabric<C> {
         result
     }
 
-    /// Records that `host` in namespace `id` registered on `node` after
-    /// every local connection of it: packets for it go to that node until
-    /// [`Fabric::release_remote`] or a newer local registration.
-    pub fn claim_remote(&self, id: TunnelId, host: Arc<str>, node: NodeId) {
+    /// Records the cluster-wide sequence number of local connection `conn`
+    /// of `host` in namespace `id`. Returns who receives for the host now
+    /// when that changed (another node's claim turned out newer), `None`
+    /// when nothing changed or the connection is gone.
+    pub fn set_seq(&self, id: TunnelId, host: &str, conn: ConnId, seq: u64) -> Option<OwnerId> {
+        let namespace = self.namespace(&id)?;
+        let mut hosts = namespace.write();
+        let entry = hosts.get_mut(host)?;
+        let before = entry.owner_id();
+        entry.local.iter_mut().find(|l| l.id == conn)?.seq = Some(seq);
+        let after = entry.owner_id();
+        (before != after).then_some(after).flatten()
+    }
+
+    /// Records `node`'s registration of `host` in namespace `id`, with its
+    /// sequence number, as the host's newest on other nodes (it replaces
+    /// the claim recorded before, whatever its node). It receives the
+    /// host's packets while it is newer than the newest local connection
+    /// (the rule in the module docs), until [`Fabric::release_remote`].
+    pub fn claim_remote(&self, id: TunnelId, host: Arc<str>, node: NodeId, seq: u64) {
         let mut namespaces = self.lock();
         let namespace = Arc::clone(namespaces.entry(id).or_insert_with(|| Arc::new(Namespace::new(id))));
         drop(namespaces);
         let mut hosts = namespace.write();
-        hosts.entry(host).or_insert_with(|| HostEntry { local: Vec::new(), remote: None }).remote = Some(node);
+        hosts.entry(host).or_insert_with(HostEntry::new).remote = Some(Claim { node, seq });
     }
 
     /// Forgets `node`'s claim on `host` in namespace `id` (the host left that
@@ -202,7 +256,7 @@ impl<C> Fabric<C> {
         let empty = {
             let mut hosts = namespace.write();
             if let Some(entry) = hosts.get_mut(host)
-                && entry.remote.as_deref() == Some(node)
+                && entry.remote.as_ref().is_some_and(|c| &*c.node == node)
             {
                 entry.remote = None;
                 if entry.is_empty() {
@@ -249,10 +303,7 @@ impl<C> Namespace<C> {
 
     /// Who receives for `host` now.
     pub fn owner(&self, host: &str) -> Option<OwnerId> {
-        self.read().get(host).and_then(|e| e.owner()).map(|o| match o {
-            Owner::Local(id, _) => OwnerId::Local(id),
-            Owner::Node(node) => OwnerId::Node(Arc::clone(node)),
-        })
+        self.read().get(host).and_then(HostEntry::owner_id)
     }
 
     /// Each host with its local connections (oldest first) and the node
@@ -262,8 +313,8 @@ impl<C> Namespace<C> {
             .iter()
             .map(|(host, e)| HostInfo {
                 host: Arc::clone(host),
-                connections: e.local.iter().map(|(id, _)| *id).collect(),
-                node: e.remote.clone(),
+                connections: e.local.iter().map(|l| l.id).collect(),
+                node: e.remote.as_ref().map(|c| Arc::clone(&c.node)),
             })
             .collect()
     }
@@ -271,8 +322,8 @@ impl<C> Namespace<C> {
     /// Calls `f` with every local connection: its host, id and handle.
     pub fn for_each_connection(&self, mut f: impl FnMut(&Arc<str>, ConnId, &C)) {
         for (host, entry) in self.read().iter() {
-            for (id, conn) in &entry.local {
-                f(host, *id, conn);
+            for local in &entry.local {
+                f(host, local.id, &local.conn);
             }
         }
     }
@@ -300,9 +351,10 @@ pub enum OwnerId {
 pub struct HostInfo {
     /// The host name.
     pub host: Arc<str>,
-    /// Its local connections, oldest first (the last one receives unless `node` is set).
+    /// Its local connections, oldest first (the last one is the newest).
     pub connections: Vec<ConnId>,
-    /// The node holding a newer registration.
+    /// The node holding the host's newest registration elsewhere, if any
+    /// (it receives when newer than the newest local connection).
     pub node: Option<NodeId>,
 }
 
@@ -350,34 +402,72 @@ mod tests {
         let ns = fabric.namespace(&NS).unwrap();
         let hosts = ns.read();
         let entry = hosts.get("h").unwrap();
-        assert!(entry.local.iter().all(|(_, (_, shared))| *shared == first.conn), "all share the first's state");
+        assert!(entry.local.iter().all(|l| l.conn.1 == first.conn), "all share the first's state");
         assert_eq!(entry.newest_local().map(|(id, _)| id), Some(third.conn));
     }
 
     #[test]
-    fn a_remote_claim_wins_until_released_or_a_newer_local_registration() {
+    fn the_registration_with_the_highest_number_receives_across_nodes() {
         let fabric = Fabric::new();
         let a = reg(&fabric, "h");
         let ns = fabric.namespace(&NS).unwrap();
-        fabric.claim_remote(NS, Arc::from("h"), Arc::from("node-b"));
-        assert_eq!(ns.owner("h"), Some(OwnerId::Node(Arc::from("node-b"))));
+        let node_b = || OwnerId::Node(Arc::from("node-b"));
+        // A claim beats a connection whose number is lower...
+        assert_eq!(fabric.set_seq(NS, "h", a.conn, 5), None, "no claim yet: nothing changes");
+        fabric.claim_remote(NS, Arc::from("h"), Arc::from("node-b"), 7);
+        assert_eq!(ns.owner("h"), Some(node_b()));
+        // ...and a connection whose number is higher beats the claim.
+        fabric.claim_remote(NS, Arc::from("h"), Arc::from("node-b"), 4);
+        assert_eq!(ns.owner("h"), Some(OwnerId::Local(a.conn)));
+        // A new local connection is the newest until its number says otherwise.
+        fabric.claim_remote(NS, Arc::from("h"), Arc::from("node-b"), 9);
+        assert_eq!(ns.owner("h"), Some(node_b()));
+        let b = reg(&fabric, "h");
+        assert_eq!(b.displaced, None, "the claim was receiving, not a local connection");
+        assert_eq!(ns.owner("h"), Some(OwnerId::Local(b.conn)));
+        assert_eq!(fabric.set_seq(NS, "h", b.conn, 11), None);
+        assert_eq!(ns.owner("h"), Some(OwnerId::Local(b.conn)));
+        // The claim is still recorded: when b closes, a (5) is older than it (9).
+        assert_eq!(fabric.unregister(&b), Unregistered { successor: None, host_gone: false });
+        assert_eq!(ns.owner("h"), Some(node_b()));
         // A release from a node that does not hold the claim changes nothing.
         fabric.release_remote(NS, "h", "node-c");
-        assert_eq!(ns.owner("h"), Some(OwnerId::Node(Arc::from("node-b"))));
+        assert_eq!(ns.owner("h"), Some(node_b()));
         fabric.release_remote(NS, "h", "node-b");
         assert_eq!(ns.owner("h"), Some(OwnerId::Local(a.conn)));
-        fabric.claim_remote(NS, Arc::from("h"), Arc::from("node-b"));
-        let b = reg(&fabric, "h");
-        assert_eq!(ns.owner("h"), Some(OwnerId::Local(b.conn)));
-        // Closing every local connection leaves nothing.
+        // A number that arrives after a newer claim hands the host over.
+        let c = reg(&fabric, "h");
+        fabric.claim_remote(NS, Arc::from("h"), Arc::from("node-b"), 20);
+        assert_eq!(ns.owner("h"), Some(OwnerId::Local(c.conn)), "number not known yet");
+        assert_eq!(fabric.set_seq(NS, "h", c.conn, 19), Some(node_b()));
+        assert_eq!(fabric.set_seq(NS, "gone", c.conn, 1), None, "unknown host");
+        // Closing every local connection leaves the claim, and the namespace.
         fabric.unregister(&a);
-        fabric.unregister(&b);
+        fabric.unregister(&c);
+        assert_eq!(ns.owner("h"), Some(node_b()));
+        fabric.release_remote(NS, "h", "node-b");
         assert!(fabric.namespace(&NS).is_none());
         // A claim alone keeps a namespace until released.
-        fabric.claim_remote(NS, Arc::from("x"), Arc::from("node-b"));
+        fabric.claim_remote(NS, Arc::from("x"), Arc::from("node-b"), 1);
         assert!(fabric.namespace(&NS).is_some());
         fabric.release_remote(NS, "x", "node-b");
         assert!(fabric.namespace(&NS).is_none());
+    }
+
+    #[test]
+    fn a_standby_takes_over_only_from_a_local_owner() {
+        let fabric = Fabric::new();
+        let a = reg(&fabric, "h");
+        let b = reg(&fabric, "h");
+        fabric.set_seq(NS, "h", a.conn, 1);
+        fabric.set_seq(NS, "h", b.conn, 2);
+        fabric.claim_remote(NS, Arc::from("h"), Arc::from("node-b"), 3);
+        // The node receives: b closing hands nothing over.
+        assert_eq!(fabric.unregister(&b), Unregistered { successor: None, host_gone: false });
+        fabric.claim_remote(NS, Arc::from("h"), Arc::from("node-b"), 0);
+        let c = reg(&fabric, "h");
+        fabric.set_seq(NS, "h", c.conn, 4);
+        assert_eq!(fabric.unregister(&c), Unregistered { successor: Some(a.conn), host_gone: false });
     }
 
     #[test]

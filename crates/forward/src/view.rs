@@ -47,6 +47,13 @@ pub enum Action<'v, C> {
         /// Why the packet was dropped, if it is not held.
         dropped: Option<DropReason>,
     },
+    /// The route's host is not known here: ask the cluster where it is
+    /// (only from a view with [`View::remote_lookups`] on; otherwise such a
+    /// packet is dropped with [`DropReason::NoHost`]).
+    Lookup {
+        /// The host to look up.
+        host: Arc<str>,
+    },
     /// Drop it.
     Drop(DropReason),
 }
@@ -72,7 +79,7 @@ impl Lookups {
 }
 
 /// A (source, destination) pair and the gateway (or drop) it led to.
-type FlowMemo<'a> = (IpAddr, IpAddr, Result<&'a str, DropReason>);
+type FlowMemo<'a> = (IpAddr, IpAddr, Result<&'a Arc<str>, DropReason>);
 
 /// One batch's view of a namespace: its hosts (read-locked for the batch,
 /// so keep batches short) and its routes, with the source-check policy.
@@ -82,6 +89,8 @@ pub struct View<'a, C> {
     routes: Routes<'a>,
     strict_source: bool,
     now: Instant,
+    /// Whether an unknown host is looked up in the cluster.
+    lookups: bool,
     /// The last (source, destination) pair routed by the table and the
     /// gateway it led to: consecutive packets of a flow (most of a batch)
     /// cost no route lookup.
@@ -99,7 +108,7 @@ impl<C> Namespace<C> {
     /// a packet whose source address does not route back to its sender is
     /// dropped, whatever the router kind (as OpenVPN's iroute check does).
     pub fn view<'a>(&'a self, routes: Routes<'a>, strict_source: bool, now: Instant) -> View<'a, C> {
-        View { namespace: self, hosts: self.read(), routes, strict_source, now, memo: Cell::new(None) }
+        View { namespace: self, hosts: self.read(), routes, strict_source, now, lookups: false, memo: Cell::new(None) }
     }
 
     /// Records a plugin's answer for `addr` (`None`: no route) and returns
@@ -121,6 +130,14 @@ enum Resolved {
 }
 
 impl<'a, C> View<'a, C> {
+    /// With `on`, a packet whose route names a host unknown here is
+    /// [`Action::Lookup`] instead of a [`DropReason::NoHost`] drop (a node of
+    /// a cluster asks where the host is connected).
+    pub fn remote_lookups(mut self, on: bool) -> Self {
+        self.lookups = on;
+        self
+    }
+
     /// Decides where `packet`, sent by a connection registered as `sender`,
     /// goes. `cache` is the sending connection's own cache of plugin answers.
     pub fn route(&self, packet: &Bytes, sender: &Arc<str>, cache: &mut ReaderCache) -> Action<'_, C> {
@@ -151,7 +168,13 @@ impl<'a, C> View<'a, C> {
         }
     }
 
-    fn by_table(&self, table: &'a RouteTable, src: IpAddr, dst: IpAddr, sender: &str) -> Result<&'a str, DropReason> {
+    fn by_table(
+        &self,
+        table: &'a RouteTable,
+        src: IpAddr,
+        dst: IpAddr,
+        sender: &str,
+    ) -> Result<&'a Arc<str>, DropReason> {
         if let Some((s, d, gateway)) = self.memo.get()
             && (s, d) == (src, dst)
         {
@@ -160,7 +183,7 @@ impl<'a, C> View<'a, C> {
         let gateway = if self.strict_source && table.lookup(src).is_none_or(|gw| &**gw != sender) {
             Err(DropReason::SpoofedSource)
         } else {
-            table.lookup(dst).map(|gw| &**gw).ok_or(DropReason::NoRoute)
+            table.lookup(dst).ok_or(DropReason::NoRoute)
         };
         self.memo.set(Some((src, dst, gateway)));
         gateway
@@ -238,10 +261,11 @@ impl<'a, C> View<'a, C> {
         }
     }
 
-    fn to_host(&self, gateway: &str) -> Action<'_, C> {
-        match self.hosts.get_key_value(gateway).and_then(|(host, e)| e.owner().map(|o| (host, o))) {
+    fn to_host(&self, gateway: &Arc<str>) -> Action<'_, C> {
+        match self.hosts.get_key_value(&**gateway).and_then(|(host, e)| e.owner().map(|o| (host, o))) {
             Some((_, Owner::Local(id, conn))) => Action::Deliver(id, conn),
             Some((host, Owner::Node(node))) => Action::Forward { node, host },
+            None if self.lookups => Action::Lookup { host: Arc::clone(gateway) },
             None => Action::Drop(DropReason::NoHost),
         }
     }

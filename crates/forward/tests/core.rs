@@ -42,6 +42,7 @@ fn outcome<C>(action: Action<'_, C>) -> Result<u64, String> {
         Action::Pending { start, dropped } => {
             Err(format!("pending {:?} {:?}", start.iter().collect::<Vec<_>>(), dropped.map(|r| r.name())))
         }
+        Action::Lookup { host } => Err(format!("lookup {host}")),
         Action::Drop(reason) => Err(reason.name().to_owned()),
     }
 }
@@ -220,7 +221,8 @@ fn packets_for_remote_hosts_are_forwarded_and_node_packets_only_delivered_locall
     let fabric = Fabric::new();
     register(&fabric, "h1");
     let h2_here = register(&fabric, "h2");
-    fabric.claim_remote(NS, Arc::from("h2"), Arc::from("node-b"));
+    fabric.set_seq(NS, "h2", h2_here, 3);
+    fabric.claim_remote(NS, Arc::from("h2"), Arc::from("node-b"), 4);
     let ns = fabric.namespace(&NS).unwrap();
     let table = table();
     let view = ns.view(Routes::Table(&table), true, Instant::now());
@@ -232,4 +234,10 @@ fn packets_for_remote_hosts_are_forwarded_and_node_packets_only_delivered_locall
     // A packet from a node link goes to a local connection only, whatever the claim.
     assert_eq!(outcome(view.deliver_local("h2")), Ok(h2_here));
     assert_eq!(outcome(view.deliver_local("h3")).unwrap_err(), DropReason::NotLocal.name());
+    // A host known nowhere here: dropped, or looked up in a cluster.
+    let to_gone = udp([10, 0, 0, 1], [10, 9, 0, 1], 1);
+    assert_eq!(outcome(view.route(&to_gone, &Arc::from("h1"), &mut cache)).unwrap_err(), "no_host");
+    drop(view);
+    let view = ns.view(Routes::Table(&table), true, Instant::now()).remote_lookups(true);
+    assert_eq!(outcome(view.route(&to_gone, &Arc::from("h1"), &mut cache)).unwrap_err(), "lookup gone");
 }

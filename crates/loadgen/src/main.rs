@@ -26,12 +26,17 @@
 //! * `memory`: hosts registered by connections that never read are fed the
 //!   largest packets for a while; reports the server's RSS before, at its
 //!   peak and some seconds after everything closed.
+//! * `cluster`: hosts register across the nodes of a cluster; reports
+//!   registrations per second, the Redis memory per host and how long a
+//!   host's move takes to be seen by every node (see [`cluster`]).
 //!
 //! Output: human-readable lines on stderr, and one machine-readable line on
 //! stdout starting with `RESULT` (`key=value` pairs) for the bench script.
 //!
 //! Every phase is bounded in time; all traffic goes to `--server` (loopback
 //! inside the namespace the bench script created).
+
+mod cluster;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -83,6 +88,8 @@ enum Mode {
     Churn(ChurnArgs),
     /// Receivers that never read are fed the largest packets; RSS before, peak, after.
     Memory(MemoryArgs),
+    /// A cluster's registry under churn: registrations, Redis memory, how fast a move is seen.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// What the extra client (host `h{clients}`) does, if there is one.
@@ -203,14 +210,15 @@ struct MemoryArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let common = match &cli.mode {
-        Mode::Flow(a) => &a.common,
-        Mode::Idle(a) => &a.common,
-        Mode::Churn(a) => &a.common,
-        Mode::Memory(a) => &a.common,
+    let threads = match &cli.mode {
+        Mode::Flow(a) => a.common.threads,
+        Mode::Idle(a) => a.common.threads,
+        Mode::Churn(a) => a.common.threads,
+        Mode::Memory(a) => a.common.threads,
+        Mode::Cluster(a) => a.threads,
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = common.threads.unwrap_or((cpus / 2).max(1));
+    let threads = threads.unwrap_or((cpus / 2).max(1));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     let result = runtime.block_on(async {
         match cli.mode {
@@ -218,6 +226,7 @@ fn main() -> Result<()> {
             Mode::Idle(args) => idle(args).await,
             Mode::Churn(args) => churn(args).await,
             Mode::Memory(args) => memory(args).await,
+            Mode::Cluster(args) => cluster::cluster(args).await,
         }
     });
     // Do not wait for tasks blocked on sockets (the stalled client's peers).

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use rgost_forward::{Action, Held, Namespace, ReaderCache, Registration, Routes};
+use rgost_forward::{Action, Held, Namespace, NodeId, ReaderCache, Registration, Routes};
 use rgost_relay::{Response, Status, TunnelId};
 use rgost_transport::{Conn, FrameReader, FrameWriter, Incoming, ReadHalf, WriteHalf};
 use tokio::io::AsyncWriteExt;
@@ -149,6 +149,9 @@ impl Server {
         self.log_registration(&settings, &reg, &span, src.as_deref(), connector, gso);
         drop(settings);
 
+        if let Some(cluster) = &self.cluster {
+            cluster.registered(router_id, &reg.host, reg.conn, connector);
+        }
         let mut out = Vec::new();
         Response::ok(connector).encode(&mut out);
         if let Err(e) = async {
@@ -159,6 +162,9 @@ impl Server {
         {
             tracing::debug!(parent: &span, error = %e, "cannot send handshake reply");
             self.fabric.unregister(&reg);
+            if let Some(cluster) = &self.cluster {
+                cluster.unregistered(router_id, &reg.host, reg.conn);
+            }
             queue.close();
             return None;
         }
@@ -257,6 +263,9 @@ impl Server {
         self.reaper.run(move || {
             let _entered = span.enter();
             let unregistered = server.fabric.unregister(&reg);
+            if let Some(cluster) = &server.cluster {
+                cluster.unregistered(reg.namespace.id(), &reg.host, reg.conn);
+            }
             queue.close();
             done.cancel();
             drop(reader);
@@ -397,7 +406,10 @@ impl Server {
             Some(Router::Plugin { plugin, .. }) => Routes::Plugin(*plugin),
             None => Routes::None,
         };
-        let view = namespace.view(routes, live.settings.strict_source, Instant::now().into_std());
+        // A cluster node asks the registry about hosts it does not know.
+        let view = namespace
+            .view(routes, live.settings.strict_source, Instant::now().into_std())
+            .remote_lookups(self.cluster.is_some());
         let mut drops = DropCounts::default();
         let mut batch = deliveries.take();
         let mut delivered = 0;
@@ -405,10 +417,21 @@ impl Server {
             match view.route(&packet, sender, cache) {
                 Action::Deliver(_, peer) => {
                     delivered += packet.len();
-                    batch.push((peer, packet));
+                    batch.push((Target::Peer(peer), packet));
                 }
-                // No cluster: a host is never on another node.
-                Action::Forward { .. } => drops.add(DropReason::NoHost),
+                Action::Forward { node, host } => {
+                    delivered += packet.len();
+                    batch.push((Target::Node(node, host), packet));
+                }
+                Action::Lookup { host } => match &self.cluster {
+                    // Held packets must not pin the read buffer.
+                    Some(cluster) => {
+                        if let Err(reason) = cluster.lookup(namespace.id(), host, Bytes::copy_from_slice(&packet)) {
+                            drops.add(reason);
+                        }
+                    }
+                    None => drops.add(DropReason::NoHost),
+                },
                 Action::Pending { start, dropped } => {
                     if let Some(reason) = dropped {
                         drops.add(reason);
@@ -435,7 +458,24 @@ impl Server {
         // Consecutive packets for one connection are queued together.
         let mut run = std::mem::take(&mut deliveries.run);
         let mut run_peer: Option<&Peer> = None;
-        for (peer, packet) in batch.drain(..) {
+        for (target, packet) in batch.drain(..) {
+            let peer = match target {
+                Target::Peer(peer) => peer,
+                Target::Node(node, host) => {
+                    // GSO frames travel whole: the receiving node cuts them if its peer needs it.
+                    let packet = if copy { Bytes::copy_from_slice(&packet) } else { packet };
+                    let len = packet.len() as u64;
+                    match self.cluster.as_ref().map(|c| c.forward(node, namespace.id(), host, packet)) {
+                        Some(Ok(())) => {
+                            out.forwarded.0 += 1;
+                            out.forwarded.1 += len;
+                        }
+                        Some(Err(reason)) => out.drops.add(reason),
+                        None => out.drops.add(DropReason::NoHost),
+                    }
+                    continue;
+                }
+            };
             if let Some(previous) = run_peer
                 && !std::ptr::eq(previous, peer)
             {
@@ -491,23 +531,30 @@ impl Server {
     }
 }
 
+/// Where a packet of a batch goes: a local connection, or a host on another node.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Peer(&'a Peer),
+    Node(&'a NodeId, &'a Arc<str>),
+}
+
 /// The deliveries of one batch, kept between batches so that routing a
 /// batch allocates nothing.
 #[derive(Debug, Default)]
 struct Deliveries {
-    list: Vec<(&'static Peer, Bytes)>,
+    list: Vec<(Target<'static>, Bytes)>,
     /// The packets of a run for one connection.
     run: Vec<Bytes>,
 }
 
 impl Deliveries {
     /// The (empty) list, for references that live as long as one batch.
-    fn take<'a>(&mut self) -> Vec<(&'a Peer, Bytes)> {
+    fn take<'a>(&mut self) -> Vec<(Target<'a>, Bytes)> {
         std::mem::take(&mut self.list)
     }
 
     /// Gives the list back; what is left in it is dropped.
-    fn put(&mut self, batch: Vec<(&Peer, Bytes)>) {
+    fn put(&mut self, batch: Vec<(Target<'_>, Bytes)>) {
         // Collecting into a vector of the same layout reuses the allocation;
         // no element survives, so the borrowed references go with the batch.
         #[allow(clippy::unnecessary_filter_map)]
@@ -543,7 +590,7 @@ impl Batch {
 
 /// The ordinary packets a GSO frame stands for, in one allocation (the core
 /// checked the frame: it always segments).
-fn segments(frame: &Bytes) -> Vec<Bytes> {
+pub(crate) fn segments(frame: &Bytes) -> Vec<Bytes> {
     let rgost_relay::gso::Payload::Gso(gso) = rgost_relay::gso::classify(frame) else { return Vec::new() };
     let Ok(super_packet) = rgost_relay::gso::SuperPacket::new_checked(gso.packet, gso.gso_size) else {
         return Vec::new();

@@ -30,7 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use rgost_config::{Config, RouterService};
+use rgost_cluster::{Cluster, ClusterError};
+use rgost_config::{ClusterSettings, Config, RouterService};
 use rgost_forward::Fabric;
 use rgost_relay::TunnelId;
 use rgost_routing::{Ingress, RouteTable};
@@ -55,6 +56,9 @@ pub enum ServerError {
         #[source]
         source: TransportError,
     },
+    /// Joining the cluster failed (its node link listener, or its registry's configuration).
+    #[error("cannot join the cluster")]
+    Cluster(#[source] ClusterError),
 }
 
 /// Everything a router service decides with; shared by all its connections
@@ -249,11 +253,31 @@ pub struct Peer {
     pub gso: bool,
 }
 
+impl rgost_cluster::Deliver for Peer {
+    fn deliver(&self, packet: bytes::Bytes) -> Result<(), DropReason> {
+        // A super-packet from another node, for a peer that takes only ordinary packets.
+        let mut run = if !self.gso && packet.first() == Some(&rgost_relay::gso::GSO_FRAME) {
+            conn::segments(&packet)
+        } else {
+            vec![packet]
+        };
+        match self.queue.push_many(&mut run).dropped {
+            (0, _) => Ok(()),
+            (n, reason) => {
+                self.stats.dropped_to(n);
+                Err(reason.unwrap_or(DropReason::Closed))
+            }
+        }
+    }
+}
+
 /// A running router service's shared state.
 #[derive(Debug)]
 pub struct Server {
     live: ArcSwap<Live>,
-    fabric: Fabric<Peer>,
+    fabric: Arc<Fabric<Peer>>,
+    /// This server's node of a cluster (`sd`), if it is one.
+    cluster: Option<Cluster<Peer>>,
     stats: Arc<Stats>,
     limits: limits::Limits,
     budget: Arc<queue::Budget>,
@@ -265,11 +289,29 @@ pub struct Server {
 impl Server {
     /// A server with these settings and no connections.
     pub fn new(settings: Settings) -> Arc<Server> {
+        Server::build(settings, Arc::new(Fabric::new()), None)
+    }
+
+    /// A server that is a node of the cluster `cluster` describes: it joins
+    /// (listens for node links, starts the registry) and runs until `shutdown`.
+    pub async fn clustered(
+        settings: Settings,
+        cluster: &ClusterSettings,
+        shutdown: &CancellationToken,
+    ) -> Result<Arc<Server>, ServerError> {
+        let fabric = Arc::new(Fabric::new());
+        let node =
+            Cluster::start(cluster, Arc::clone(&fabric), shutdown.clone()).await.map_err(ServerError::Cluster)?;
+        Ok(Server::build(settings, fabric, Some(node)))
+    }
+
+    fn build(settings: Settings, fabric: Arc<Fabric<Peer>>, cluster: Option<Cluster<Peer>>) -> Arc<Server> {
         let limits = limits::Limits::new(settings.max_connections, settings.max_connections_per_ip);
         let budget = Arc::new(queue::Budget::new(settings.server_queue_bytes));
         Arc::new(Server {
             live: ArcSwap::from_pointee(Live::new(settings)),
-            fabric: Fabric::new(),
+            fabric,
+            cluster,
             stats: Arc::default(),
             limits,
             budget,
@@ -310,6 +352,11 @@ impl Server {
     /// The namespaces and who receives for each host.
     pub fn fabric(&self) -> &Fabric<Peer> {
         &self.fabric
+    }
+
+    /// This server's cluster node, if it is one.
+    pub fn cluster(&self) -> Option<&Cluster<Peer>> {
+        self.cluster.as_ref()
     }
 
     /// Bytes queued in the whole service now.

@@ -53,9 +53,13 @@ impl Service {
         let listener = crate::bind(service)?;
         let generation = shutdown.child_token();
         let settings = build::settings(name, service, config, &generation).await?;
+        let server = match &service.cluster {
+            Some(cluster) => Server::clustered(settings, cluster, shutdown).await?,
+            None => Server::new(settings),
+        };
         let service = Arc::new(Service {
             name: name.to_owned(),
-            server: Server::new(settings),
+            server,
             state: Mutex::new(State { config: service.clone(), generation }),
             shutdown: shutdown.clone(),
         });

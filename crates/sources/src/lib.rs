@@ -10,7 +10,7 @@
 //!   period, keep each source's last good data when it fails, and hand the
 //!   merged entries to the caller only when they changed.
 //! - [`RouterPlugin`], [`IngressPlugin`], [`AuthPlugin`], [`LimiterPlugin`],
-//!   [`ObserverPlugin`]: HTTP plugin clients.
+//!   [`ObserverPlugin`], [`SdPlugin`]: HTTP plugin clients.
 //!
 //! Nothing here knows about tunnels, sockets or TUN devices; keys and values
 //! are plain strings that the caller interprets (and normalises).
@@ -31,7 +31,7 @@ pub use lines::{BadLine, LineFormat, Parsed, parse_keyed_lines, parse_lines};
 pub use merge::merge;
 pub use plugin::{
     AuthPlugin, IngressPlugin, LimitQuery, LimiterPlugin, ObserverEvent, ObserverPlugin, ObserverStats,
-    PLUGIN_BODY_LIMIT, RouterPlugin,
+    PLUGIN_BODY_LIMIT, RouterPlugin, SdPlugin, SdService,
 };
 pub use reload::{InitialLoad, Reloader, spawn_reloader};
 

@@ -252,6 +252,73 @@ impl ObserverPlugin {
     }
 }
 
+/// GOST's service discovery plugin: a service is registered with `POST
+/// {addr}`, renewed with `PUT`, deregistered with `DELETE` (each a JSON
+/// [`SdService`], answered by status 200), and looked up with `GET
+/// {addr}?name={name}`, answered by `{"services": [...]}`.
+#[derive(Debug, Clone)]
+pub struct SdPlugin {
+    http: PluginHttp,
+}
+
+/// A service as GOST's SD plugin protocol carries it. A router server
+/// registers each connection: `id` its connector id, `name`
+/// `host@router-id`, `node` the server's node id, `address` where other
+/// nodes reach that node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct SdService {
+    /// The connector id.
+    #[serde(default)]
+    pub id: String,
+    /// `host@router-id`.
+    #[serde(default)]
+    pub name: String,
+    /// The node (router server) the connection is on.
+    #[serde(default)]
+    pub node: String,
+    /// How the node is reached (GOST: `udp`; rgost: `tcp`, its node link).
+    #[serde(default)]
+    pub network: String,
+    /// The node's address.
+    #[serde(default)]
+    pub address: String,
+}
+
+impl SdPlugin {
+    /// Builds the client (reads the TLS files named by the config).
+    pub fn new(config: &PluginConfig) -> Result<Self, PluginError> {
+        Ok(Self { http: PluginHttp::new(config)? })
+    }
+
+    /// Registers `service`; `Ok(false)` when the plugin answered another status than 200.
+    pub async fn register(&self, service: &SdService) -> Result<bool, PluginError> {
+        self.http.status(self.http.client.post(self.http.base.clone()).json(service)).await
+    }
+
+    /// Renews `service`'s registration.
+    pub async fn renew(&self, service: &SdService) -> Result<bool, PluginError> {
+        self.http.status(self.http.client.put(self.http.base.clone()).json(service)).await
+    }
+
+    /// Removes `service`'s registration.
+    pub async fn deregister(&self, service: &SdService) -> Result<bool, PluginError> {
+        self.http.status(self.http.client.delete(self.http.base.clone()).json(service)).await
+    }
+
+    /// The services registered as `name` (none for any status but 200).
+    pub async fn get(&self, name: &str) -> Result<Vec<SdService>, PluginError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            services: Vec<Option<SdService>>,
+        }
+        let mut url = self.http.base.clone();
+        url.query_pairs_mut().append_pair("name", name);
+        let answer = self.http.call::<Answer>(self.http.client.get(url)).await?;
+        Ok(answer.map(|a| a.services.into_iter().flatten().collect()).unwrap_or_default())
+    }
+}
+
 /// What the plugins share: the client, base URL, token and timeout.
 #[derive(Debug, Clone)]
 struct PluginHttp {
@@ -348,6 +415,18 @@ impl PluginHttp {
         // safety net that also reports a timeout by its own variant.
         match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,
+            Err(_) => Err(PluginError::Timeout { addr: self.addr.clone(), timeout: self.timeout }),
+        }
+    }
+
+    /// Sends `request`; whether it was answered with status 200 (the body is not read).
+    async fn status(&self, mut request: reqwest::RequestBuilder) -> Result<bool, PluginError> {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        match tokio::time::timeout(self.timeout, request.send()).await {
+            Ok(Ok(resp)) => Ok(resp.status() == reqwest::StatusCode::OK),
+            Ok(Err(error)) => Err(self.request_error(error)),
             Err(_) => Err(PluginError::Timeout { addr: self.addr.clone(), timeout: self.timeout }),
         }
     }
