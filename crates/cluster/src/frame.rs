@@ -121,7 +121,9 @@ pub enum Payload<'a> {
         /// The host (not empty).
         host: &'a [u8],
     },
-    /// An IP packet for the current destination.
+    /// An IP packet, or a GSO frame (a super-packet, `0x11`), for the
+    /// current destination. Nodes pass GSO frames whole; the node that
+    /// delivers cuts them for a peer that did not negotiate them.
     Packet,
 }
 
@@ -138,6 +140,7 @@ pub fn dest(router: TunnelId, host: &str) -> Vec<u8> {
 pub fn payload(bytes: &[u8]) -> Result<Payload<'_>, FrameError> {
     match bytes.first().map(|b| b >> 4) {
         Some(4 | 6) => Ok(Payload::Packet),
+        Some(_) if bytes[0] == rgost_relay::gso::GSO_FRAME => Ok(Payload::Packet),
         Some(0) if bytes[0] == DEST && bytes.len() > 17 => {
             let mut uuid = [0u8; 16];
             uuid.copy_from_slice(&bytes[1..17]);
@@ -186,6 +189,8 @@ mod tests {
         assert_eq!(payload(&d), Ok(Payload::Dest { router, host: b"host-1" }));
         assert_eq!(payload(&[0x45, 0, 0, 20]), Ok(Payload::Packet));
         assert_eq!(payload(&[0x60; 40]), Ok(Payload::Packet));
+        assert_eq!(payload(&[rgost_relay::gso::GSO_FRAME, 0, 5, 0x8c]), Ok(Payload::Packet), "a GSO frame");
+        assert_eq!(payload(&[0x12; 30]), Err(FrameError::BadFrame));
         assert_eq!(payload(&d[..17]), Err(FrameError::BadFrame), "a destination without a host");
         assert_eq!(payload(&[]), Err(FrameError::BadFrame));
         assert_eq!(payload(&[0x01; 30]), Err(FrameError::BadFrame));
