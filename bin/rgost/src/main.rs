@@ -197,6 +197,9 @@ async fn run(Loaded { config, warnings }: Loaded, cli: &Cli) -> anyhow::Result<(
                 let client = Client::start(tun.clone()).await.with_context(|| format!("service {}", service.name))?;
                 clients.push(client);
             }
+            ServiceKind::Api(_) | ServiceKind::Metrics(_) => {
+                anyhow::bail!("service {}: api and metrics services are not served yet", service.name)
+            }
         }
     }
 

@@ -14,6 +14,7 @@
 
 mod cli;
 pub mod defaults;
+mod document;
 mod duration;
 mod metadata;
 mod model;
@@ -22,7 +23,9 @@ mod size;
 mod suggest;
 mod summary;
 mod validate;
+mod web;
 
+pub use document::{API_ORIGIN, Args, Document, EditError, Section};
 pub use model::*;
 
 use std::path::Path;
@@ -48,15 +51,33 @@ pub struct Loaded {
 ///
 /// rgost supports chains of one hop, so more than one `-F` is an error.
 pub fn load(file: Option<&Path>, services: &[String], nodes: &[String]) -> Result<Loaded, ConfigError> {
+    let args = Args {
+        file: file.map(Path::to_path_buf),
+        services: services.to_vec(),
+        nodes: nodes.to_vec(),
+        ..Args::default()
+    };
+    load_args(&args)
+}
+
+/// [`load`] with everything the command line gives, `-api` and `-metrics`
+/// included: the same as [`Document::load`] then [`Document::validate`].
+pub fn load_args(args: &Args) -> Result<Loaded, ConfigError> {
+    Document::load(args)?.validate()
+}
+
+/// Reads the file and the command line into one raw input (see [`load`]).
+fn read(args: &Args) -> Result<Input, ConfigError> {
     let mut input = Input::default();
-    if let Some(path) = file {
+    if let Some(path) = &args.file {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|err| ConfigError::Read { origin: origin.clone(), reason: err.to_string() })?;
         add_file(&mut input, parse_raw(&text, &origin)?, &origin);
     }
+    let (services, nodes) = (&args.services, &args.nodes);
 
-    let chain = match nodes {
+    let chain = match nodes.as_slice() {
         [] => None,
         [url] => {
             let origin = cli::flag_origin("-F", url);
@@ -88,13 +109,16 @@ pub fn load(file: Option<&Path>, services: &[String], nodes: &[String]) -> Resul
         }
         input.services.push(Sourced { origin, item: service });
     }
-    let (loaded, files) = validate::validate(&input)?;
-    // Files rgost opens at start (certificates, keys, CAs) must be readable
-    // now, so a dry run (`--check`) and a start fail alike, naming the key.
-    for file in &files {
-        file.check()?;
+    // As in GOST, the flags replace the file's sections.
+    if let Some(url) = &args.api {
+        let origin = cli::flag_origin("-api", url);
+        input.api = Some(Sourced { item: cli::api(url, &origin)?, origin });
     }
-    Ok(loaded)
+    if let Some(url) = &args.metrics {
+        let origin = cli::flag_origin("-metrics", url);
+        input.metrics = Some(Sourced { item: cli::metrics(url, &origin)?, origin });
+    }
+    Ok(input)
 }
 
 /// GOST names `-L` services `service-{k}`; skip names the file already uses.
@@ -109,9 +133,8 @@ fn free_service_name(input: &Input, k: usize) -> String {
 /// read from `origin` (used in error messages). Touches no file: the files
 /// the config names are not checked (see [`load`]).
 pub fn parse_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
-    let mut input = Input::default();
-    add_file(&mut input, parse_raw(text, origin)?, origin);
-    validate::validate(&input).map(|(loaded, _files)| loaded)
+    let document = Document::parse(text, origin)?;
+    validate::validate(&document.input).map(|(loaded, _files)| loaded)
 }
 
 /// Reads the raw schema and rejects GOST sections rgost does not implement.
@@ -165,7 +188,8 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
             origin: origin.to_owned(),
             key: section.to_owned(),
             value: section.to_owned(),
-            hint: "rgost implements the sections services, chains, routers, ingresses and authers".to_owned(),
+            hint: "rgost implements the sections services, chains, routers, ingresses, authers, api and metrics"
+                .to_owned(),
         });
     }
     Ok(raw)
@@ -200,6 +224,8 @@ fn add_file(input: &mut Input, raw: RawConfig, origin: &str) {
     input.routers.extend(raw.routers.into_iter().flatten().map(from(origin)));
     input.ingresses.extend(raw.ingresses.into_iter().flatten().map(from(origin)));
     input.authers.extend(raw.authers.into_iter().flatten().map(from(origin)));
+    input.api = raw.api.map(from(origin));
+    input.metrics = raw.metrics.map(from(origin));
 }
 
 #[cfg(test)]

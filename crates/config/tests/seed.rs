@@ -245,6 +245,8 @@ fn seed_server_config() -> Config {
         }],
         ingresses: vec![],
         authers: vec![],
+        api: None,
+        metrics: None,
     }
 }
 
