@@ -10,7 +10,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use rgost_client::Client;
-use rgost_config::{Config, Loaded, ServiceKind};
+use rgost_config::{Args, Config, Document, Loaded, ServiceKind};
+use rgost_server::control::{Control, warn_if_no_routes};
+use rgost_server::events::Events;
 use rgost_server::service::Service;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -71,10 +73,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
 
-    let result = rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)
+    let args =
+        Args { file: cli.config.clone(), services: cli.services.clone(), nodes: cli.nodes.clone(), ..Args::default() };
+    let result = Document::load(&args)
+        .and_then(|document| document.validate().map(|loaded| (document, loaded)))
         .map_err(anyhow::Error::from)
-        .and_then(|loaded| something_to_run(loaded, cli.config.as_deref()))
-        .and_then(|loaded| {
+        .and_then(|(document, loaded)| Ok((document, something_to_run(loaded, cli.config.as_deref())?)))
+        .and_then(|(document, loaded)| {
             if cli.check {
                 check(&loaded);
                 return Ok(());
@@ -83,7 +88,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(run(loaded, &cli))
+                .block_on(run(document, loaded, args))
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,19 +178,20 @@ fn runtime_for(config: &Config) -> tokio::runtime::Builder {
     if serves { tokio::runtime::Builder::new_multi_thread() } else { tokio::runtime::Builder::new_current_thread() }
 }
 
-async fn run(Loaded { config, warnings }: Loaded, cli: &Cli) -> anyhow::Result<()> {
+async fn run(document: Document, Loaded { config, warnings }: Loaded, args: Args) -> anyhow::Result<()> {
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
     // Set everything up before starting anything, so a bad port or a TUN
     // failure stops the start with nothing half-running.
     let shutdown = CancellationToken::new();
+    let events = Events::new();
     let mut routers = Vec::new();
     let mut clients = Vec::new();
     for service in &config.services {
         match &service.kind {
             ServiceKind::Router(router) => {
-                let (running, listener) = Service::start(&service.name, router, &config, &shutdown)
+                let (running, listener) = Service::start(&service.name, router, &config, &shutdown, &events)
                     .await
                     .with_context(|| format!("service {}", service.name))?;
                 let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -203,7 +209,7 @@ async fn run(Loaded { config, warnings }: Loaded, cli: &Cli) -> anyhow::Result<(
         }
     }
 
-    let mut running = Running { config, routers: routers.iter().map(|(s, _)| Arc::clone(s)).collect() };
+    let control = Control::new(args, document, config, routers.iter().map(|(s, _)| Arc::clone(s)).collect(), events);
     let mut tasks = JoinSet::new();
     for (service, listener) in routers {
         tasks.spawn(async move {
@@ -228,7 +234,13 @@ async fn run(Loaded { config, warnings }: Loaded, cli: &Cli) -> anyhow::Result<(
                 tracing::info!("shutting down");
                 break;
             }
-            _ = hangup.recv() => running.reload(cli).await,
+            _ = hangup.recv() => {
+                // SIGHUP reads the same config file (and the same flags) again;
+                // a config that does not load or apply changes nothing, and
+                // Control says so in the log.
+                tracing::info!("SIGHUP: reloading the config");
+                let _ = control.reload("sighup").await;
+            }
             Some(done) = tasks.join_next() => {
                 failure = Some(match done {
                     Ok(Ok(())) => anyhow::anyhow!("a service stopped unexpectedly"),
@@ -248,93 +260,6 @@ async fn run(Loaded { config, warnings }: Loaded, cli: &Cli) -> anyhow::Result<(
         }
     }
     failure.map_or(Ok(()), Err)
-}
-
-/// What runs: the config in force and the router services.
-struct Running {
-    config: Config,
-    routers: Vec<Arc<Service>>,
-}
-
-impl Running {
-    /// SIGHUP: reads the config file again (and the same -L/-F) and applies
-    /// what can change while running; says what needs a restart. A config
-    /// that does not load is refused with the error it gives at start, and
-    /// the running config stays.
-    async fn reload(&mut self, cli: &Cli) {
-        tracing::info!("SIGHUP: reloading the config");
-        let loaded = match rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)
-            .map_err(anyhow::Error::from)
-            .and_then(|loaded| something_to_run(loaded, cli.config.as_deref()))
-        {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                tracing::error!("reload refused, the running config stays: {}", Report(&e));
-                return;
-            }
-        };
-        for warning in &loaded.warnings {
-            tracing::warn!("{warning}");
-        }
-        let new = loaded.config;
-        let mut need_restart = Vec::new();
-        let mut failed = false;
-        for service in &new.services {
-            let old = self.config.services.iter().find(|s| s.name == service.name);
-            match (&service.kind, old.map(|s| &s.kind)) {
-                (ServiceKind::Router(router), Some(ServiceKind::Router(_))) => {
-                    let Some(running) = self.routers.iter().find(|r| r.name() == service.name) else { continue };
-                    match running.reload(router, &new).await {
-                        Ok(applied) => {
-                            need_restart.extend(
-                                applied.need_restart.into_iter().map(|n| format!("service {}: {n}", service.name)),
-                            );
-                            warn_if_no_routes(&service.name, router, &new);
-                        }
-                        Err(e) => {
-                            tracing::error!(service = %service.name, "reload refused for this service, it keeps its config: {}", Report(&anyhow::Error::from(e)));
-                            failed = true;
-                        }
-                    }
-                }
-                (ServiceKind::Tun(tun), Some(ServiceKind::Tun(old))) => {
-                    if tun != old {
-                        need_restart.push(format!(
-                            "service {}: the TUN client's settings changed: restart to apply them",
-                            service.name
-                        ));
-                    }
-                }
-                (_, Some(_)) => {
-                    need_restart.push(format!("service {}: its kind changed: restart to apply it", service.name))
-                }
-                (_, None) => need_restart.push(format!("service {}: new: restart to start it", service.name)),
-            }
-        }
-        for old in &self.config.services {
-            if !new.services.iter().any(|s| s.name == old.name) {
-                need_restart.push(format!("service {}: removed: restart to stop it", old.name));
-            }
-        }
-        for note in &need_restart {
-            tracing::warn!("{note}");
-        }
-        if !failed {
-            self.config = new;
-        }
-        tracing::info!(not_applied = need_restart.len(), "config reloaded");
-    }
-}
-
-/// A server whose routers have no route at all forwards nothing: say so.
-fn warn_if_no_routes(name: &str, service: &rgost_config::RouterService, config: &Config) {
-    let routed = config.routers.iter().any(|r| !r.routes.is_empty() || !r.sources.is_empty() || r.plugin.is_some());
-    if !routed {
-        tracing::warn!(service = %name, "no router has any route, source or plugin: every packet will be dropped (no route)");
-    } else if service.default_router.is_none() && !config.routers.iter().any(|r| uuid::Uuid::parse_str(&r.name).is_ok())
-    {
-        tracing::warn!(service = %name, "no default router (handler metadata router) and no router named by a router id: every packet will be dropped (no route)");
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -34,6 +34,8 @@ struct Established {
     writer: WriteHalf,
     frames: FrameReader,
     span: tracing::Span,
+    connector: TunnelId,
+    remote: SocketAddr,
 }
 
 impl Server {
@@ -131,6 +133,7 @@ impl Server {
         };
         self.stats.accepted();
         self.log_registration(&settings, &reg, &span, src.as_deref(), connector);
+        self.announce_up(&settings.service, &reg, connector, remote);
         drop(settings);
 
         let mut out = Vec::new();
@@ -146,7 +149,7 @@ impl Server {
             queue.close();
             return None;
         }
-        Some(Established { reg, queue, stats, done, reader, writer, frames, span })
+        Some(Established { reg, queue, stats, done, reader, writer, frames, span, connector, remote })
     }
 
     /// GOST's order of checks after the version: authentication, command,
@@ -222,7 +225,7 @@ impl Server {
     }
 
     async fn relay(self: Arc<Self>, established: Established, shutdown: CancellationToken) {
-        let Established { reg, queue, stats, done, mut reader, writer, frames, .. } = established;
+        let Established { reg, queue, stats, done, mut reader, writer, frames, connector, remote, .. } = established;
         spawn_writer(writer, Arc::clone(&queue), Arc::clone(&stats), done.clone(), self.reaper.clone(), shutdown);
         let result = tokio::select! {
             r = self.read_frames(&reg, &stats, &mut reader, frames) => r,
@@ -238,6 +241,7 @@ impl Server {
         self.reaper.run(move || {
             let _entered = span.enter();
             let unregistered = server.fabric.unregister(&reg);
+            server.announce_down(&reg, connector, remote, unregistered.host_gone);
             queue.close();
             done.cancel();
             drop(reader);
@@ -289,6 +293,7 @@ impl Server {
                 &mut notes,
             );
             stats.batch((read, read_bytes), batch.forwarded, &batch.drops);
+            stats.plugin_cache_hits(cache.take_hits());
             notes.add(&batch.drops, &self.drop_log, reg.namespace.id());
             let (full, got) = (batch.full, read > 0);
             if full {

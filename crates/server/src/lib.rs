@@ -11,19 +11,23 @@
 pub mod auth;
 pub mod build;
 pub mod conn;
+pub mod control;
 pub mod droplog;
+pub mod events;
 pub mod handshake;
 pub mod ingress;
 pub mod limits;
+pub mod meters;
 pub mod queue;
 pub mod reaper;
 pub mod router;
 pub mod service;
 pub mod stats;
+pub mod status;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use rgost_config::{Config, RouterService};
@@ -214,11 +218,18 @@ pub struct Server {
     budget: Arc<queue::Budget>,
     reaper: reaper::Reaper,
     drop_log: droplog::DropLog,
+    hooks: build::Hooks,
+    started: SystemTime,
 }
 
 impl Server {
     /// A server with these settings and no connections.
     pub fn new(settings: Settings) -> Arc<Server> {
+        Server::with_hooks(settings, build::Hooks::default())
+    }
+
+    /// A server that reports connections coming and going to `hooks`.
+    pub fn with_hooks(settings: Settings, hooks: build::Hooks) -> Arc<Server> {
         let limits = limits::Limits::new(settings.max_connections, settings.max_connections_per_ip);
         let budget = Arc::new(queue::Budget::new(settings.server_queue_bytes));
         Arc::new(Server {
@@ -229,7 +240,29 @@ impl Server {
             budget,
             reaper: reaper::Reaper::new(),
             drop_log: droplog::DropLog::default(),
+            hooks,
+            started: SystemTime::now(),
         })
+    }
+
+    /// Where connections coming and going, and route changes, are reported.
+    pub fn events(&self) -> &events::Events {
+        &self.hooks.events
+    }
+
+    /// The counters of data sources and plugins.
+    pub fn meters(&self) -> &Arc<meters::Meters> {
+        &self.hooks.meters
+    }
+
+    /// When the server was created.
+    pub fn started(&self) -> SystemTime {
+        self.started
+    }
+
+    /// Connections held now (against `maxConnections`).
+    pub fn connections_now(&self) -> usize {
+        self.limits.total()
     }
 
     /// Puts new settings in force: the next handshake and the next batch of

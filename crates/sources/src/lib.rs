@@ -22,6 +22,7 @@ mod lines;
 mod merge;
 mod plugin;
 mod reload;
+mod stats;
 
 pub use error::{PluginError, SourceError};
 pub use fetch::{FetchResult, Fetched, Fetcher, REDIS_TIMEOUT, SOURCE_BODY_LIMIT, fetch};
@@ -29,6 +30,7 @@ pub use lines::{BadLine, Parsed, parse_lines};
 pub use merge::merge;
 pub use plugin::{AuthPlugin, IngressPlugin, PLUGIN_BODY_LIMIT, RouterPlugin};
 pub use reload::{InitialLoad, Reloader, spawn_reloader};
+pub use stats::{ReloadStats, SOURCE_KINDS, SourceCounts};
 
 /// One entry: a key and its value (`dst gateway`, `hostname endpoint`,
 /// `username password`).
