@@ -1,5 +1,8 @@
-//! `rgost`: GOST v3's routing tunnel. Accepts GOST's `-L`, `-F`, `-C` and `-D`.
+//! `rgost`: GOST v3's routing tunnel. Accepts GOST's `-L`, `-F`, `-C`, `-D`,
+//! `-api` and `-metrics`; `rgost status` shows a running one.
 #![forbid(unsafe_code)]
+
+mod status;
 
 use std::fmt;
 use std::io::IsTerminal as _;
@@ -9,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use rgost_api::{Endpoint, Web, WebAuth, WebListener};
 use rgost_client::Client;
 use rgost_config::{Args, Config, Document, Loaded, ServiceKind};
 use rgost_server::control::{Control, warn_if_no_routes};
@@ -31,12 +35,19 @@ A TUN client needs root or the CAP_NET_ADMIN capability; a server on a port
 below 1024 needs root or CAP_NET_BIND_SERVICE. Logs go to stderr: -D for debug,
 RUST_LOG for finer filters (e.g. RUST_LOG=rgost_server=debug).
 
+Web API, metrics and live status (as in GOST, -api and -metrics take one dash):
+  rgost -C /etc/rgost/server.yaml -api 127.0.0.1:18080 -metrics :9000
+  rgost status                      (namespaces, hosts, connections, drops)
+  rgost status lookup ROUTER-ID IP  (who gets a packet for IP right now)
+  dashboard: http://127.0.0.1:18080/
+
 Install, systemd units (rgost.service, rgost@HOST.service), logs and reload:
 see README.md (installed by the .deb in /usr/share/doc/rgost/).";
 
 /// A GOST v3 compatible routing tunnel: router server and TUN client.
 #[derive(Debug, Parser)]
 #[command(name = "rgost", version, about, long_about = None, after_help = AFTER_HELP)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     /// A service, as a GOST URL (e.g. "tun:///host-1?net=192.168.123.1/24"). Repeatable.
     #[arg(short = 'L', value_name = "URL")]
@@ -58,6 +69,21 @@ struct Cli {
     /// Log format: text for people, json (one object per line) for log shippers.
     #[arg(long, value_enum, value_name = "FORMAT", env = "RGOST_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// The web API, as GOST's -api: "[user:pass@]addr[?pathPrefix=/api&accesslog=true]".
+    #[arg(long = "api", value_name = "ADDR")]
+    api: Option<String>,
+    /// Prometheus metrics, as GOST's -metrics: "[user:pass@]addr[?path=/metrics&hostLabels=true]".
+    #[arg(long = "metrics", value_name = "ADDR")]
+    metrics: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Shows a running rgost's services, namespaces, hosts, connections with
+    /// their rates, and drops by reason (through its web API).
+    Status(status::StatusArgs),
 }
 
 /// How log lines are written to stderr.
@@ -70,11 +96,19 @@ enum LogFormat {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(gost_flags(std::env::args_os()));
+    if let Some(Command::Status(args)) = &cli.command {
+        return status::run(args);
+    }
     init_logging(&cli);
 
-    let args =
-        Args { file: cli.config.clone(), services: cli.services.clone(), nodes: cli.nodes.clone(), ..Args::default() };
+    let args = Args {
+        file: cli.config.clone(),
+        services: cli.services.clone(),
+        nodes: cli.nodes.clone(),
+        api: cli.api.clone(),
+        metrics: cli.metrics.clone(),
+    };
     let result = Document::load(&args)
         .and_then(|document| document.validate().map(|loaded| (document, loaded)))
         .map_err(anyhow::Error::from)
@@ -99,6 +133,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// GOST's long flags take one dash (`-api`, `-metrics`); clap reads them as
+/// `--api`, `--metrics` (also written `-api=ADDR`).
+fn gost_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.map(|arg| {
+        let Some(text) = arg.to_str() else { return arg };
+        for flag in ["-api", "-metrics"] {
+            if text == flag || text.strip_prefix(flag).is_some_and(|rest| rest.starts_with('=')) {
+                return format!("-{text}").into();
+            }
+        }
+        arg
+    })
+    .collect()
 }
 
 /// A config without services is an error, at start and in `--check` alike.
@@ -186,8 +235,11 @@ async fn run(document: Document, Loaded { config, warnings }: Loaded, args: Args
     // failure stops the start with nothing half-running.
     let shutdown = CancellationToken::new();
     let events = Events::new();
+    let started = std::time::SystemTime::now();
     let mut routers = Vec::new();
     let mut clients = Vec::new();
+    // Web endpoints: bound now with the rest, served once everything is set up.
+    let mut web_endpoints = Vec::new();
     for service in &config.services {
         match &service.kind {
             ServiceKind::Router(router) => {
@@ -201,23 +253,45 @@ async fn run(document: Document, Loaded { config, warnings }: Loaded, args: Args
             }
             ServiceKind::Tun(tun) => {
                 let client = Client::start(tun.clone()).await.with_context(|| format!("service {}", service.name))?;
-                clients.push(client);
+                clients.push((service.name.clone(), client));
             }
-            ServiceKind::Api(_) | ServiceKind::Metrics(_) => {
-                anyhow::bail!("service {}: api and metrics services are not served yet", service.name)
+            ServiceKind::Api(api) => {
+                web_endpoints.push(WebEndpoint::api(api, &service.name, Endpoint::Service(service.name.clone()))?);
+            }
+            ServiceKind::Metrics(metrics) => {
+                let endpoint = Endpoint::Service(service.name.clone());
+                web_endpoints.push(WebEndpoint::metrics(metrics, &service.name, endpoint)?);
             }
         }
     }
+    if let Some(api) = &config.api {
+        web_endpoints.push(WebEndpoint::api(api, "@api", Endpoint::Api)?);
+    }
+    if let Some(metrics) = &config.metrics {
+        web_endpoints.push(WebEndpoint::metrics(metrics, "@metrics", Endpoint::Metrics)?);
+    }
 
-    let control = Control::new(args, document, config, routers.iter().map(|(s, _)| Arc::clone(s)).collect(), events);
+    let client_stats = clients.iter().map(|(name, c)| (name.clone(), c.stats())).collect();
+    let service_count = config.services.len();
+    let control =
+        Arc::new(Control::new(args, document, config, routers.iter().map(|(s, _)| Arc::clone(s)).collect(), events));
     let mut tasks = JoinSet::new();
+    if !web_endpoints.is_empty() {
+        let web = Web::new(Arc::clone(&control), client_stats, started, service_count);
+        if web_endpoints.iter().any(|w| w.is_api) {
+            web.spawn_sampler(shutdown.clone());
+        }
+        for endpoint in web_endpoints {
+            endpoint.start(&web, &mut tasks, &shutdown);
+        }
+    }
     for (service, listener) in routers {
         tasks.spawn(async move {
             service.serve(listener).await;
             Ok(())
         });
     }
-    for client in clients {
+    for (_, client) in clients {
         let shutdown = shutdown.clone();
         tasks.spawn(async move { client.run(shutdown).await.map_err(anyhow::Error::from) });
     }
@@ -260,6 +334,65 @@ async fn run(document: Document, Loaded { config, warnings }: Loaded, args: Args
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// A web endpoint (API or metrics), bound, not yet served.
+struct WebEndpoint {
+    name: String,
+    listener: WebListener,
+    is_api: bool,
+    auth: Arc<WebAuth>,
+    endpoint: Endpoint,
+    make: Box<dyn FnOnce(Arc<Web>, Arc<WebAuth>) -> rgost_api::HttpRouter + Send>,
+}
+
+impl WebEndpoint {
+    fn api(api: &rgost_config::ApiConfig, name: &str, endpoint: Endpoint) -> anyhow::Result<WebEndpoint> {
+        let listener = WebListener::bind(api.listen, &api.listener).with_context(|| format!("service {name}"))?;
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let prefix = if api.path_prefix.is_empty() { "/" } else { api.path_prefix.as_str() };
+        tracing::info!(service = %name, %addr, prefix, "web API listening (dashboard at {prefix})");
+        if !rgost_api::is_loopback(&api.listen) && api.auth.is_none() && api.auther.is_none() {
+            tracing::warn!(service = %name, %addr, "the web API listens beyond this machine without authentication: anyone who reaches it can read and change the config (set auth or auther)");
+        }
+        let (api, owned_name) = (api.clone(), name.to_owned());
+        Ok(WebEndpoint {
+            name: name.to_owned(),
+            listener,
+            is_api: true,
+            auth: Arc::new(WebAuth::new("@api")),
+            endpoint,
+            make: Box::new(move |web, auth| rgost_api::api_router(web, &api, auth, &owned_name)),
+        })
+    }
+
+    fn metrics(metrics: &rgost_config::MetricsConfig, name: &str, endpoint: Endpoint) -> anyhow::Result<WebEndpoint> {
+        let listener =
+            WebListener::bind(metrics.listen, &metrics.listener).with_context(|| format!("service {name}"))?;
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(service = %name, %addr, path = %metrics.path, host_labels = metrics.host_labels, "metrics listening");
+        let (metrics, owned_name) = (metrics.clone(), name.to_owned());
+        Ok(WebEndpoint {
+            name: name.to_owned(),
+            listener,
+            is_api: false,
+            auth: Arc::new(WebAuth::new("@metrics")),
+            endpoint,
+            make: Box::new(move |web, auth| rgost_api::metrics_router(web, &metrics, auth, &owned_name)),
+        })
+    }
+
+    fn start(self, web: &Arc<Web>, tasks: &mut JoinSet<anyhow::Result<()>>, shutdown: &CancellationToken) {
+        let WebEndpoint { name, listener, auth, endpoint, make, .. } = self;
+        tokio::spawn(rgost_api::follow_auth(Arc::clone(web), endpoint, Arc::clone(&auth), shutdown.clone()));
+        let router = make(Arc::clone(web), auth);
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            listener.serve(router, shutdown).await;
+            tracing::debug!(service = %name, "web endpoint stopped");
+            Ok(())
+        });
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

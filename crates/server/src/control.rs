@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rgost_config::{Args, Config, ConfigError, Document, EditError, ServiceKind};
 use tokio::sync::Mutex;
@@ -93,13 +94,27 @@ pub struct Control {
     routers: Vec<Arc<Service>>,
     events: Events,
     state: Mutex<State>,
+    applied: AtomicU64,
+    refused: AtomicU64,
 }
 
 impl Control {
     /// Control of a process started from `args`, running `config` (validated
     /// from `document`) with these router services.
     pub fn new(args: Args, document: Document, config: Config, routers: Vec<Arc<Service>>, events: Events) -> Control {
-        Control { args, routers, events, state: Mutex::new(State { document, config }) }
+        Control {
+            args,
+            routers,
+            events,
+            state: Mutex::new(State { document, config }),
+            applied: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Config changes applied and refused so far (SIGHUP and API together).
+    pub fn reloads(&self) -> (u64, u64) {
+        (self.applied.load(Ordering::Relaxed), self.refused.load(Ordering::Relaxed))
     }
 
     /// The router services.
@@ -164,6 +179,7 @@ impl Control {
         let result = self.try_apply(state, document).await;
         match &result {
             Ok(outcome) => {
+                self.applied.fetch_add(1, Ordering::Relaxed);
                 for warning in &outcome.warnings {
                     tracing::warn!("{warning}");
                 }
@@ -184,7 +200,14 @@ impl Control {
     }
 
     fn refused(&self, by: &str, error: &ApplyError) {
-        tracing::error!(by, "reload refused, the running config stays: {}", report(error));
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        // A refused API request is the client's mistake, answered to it; a
+        // SIGHUP's refusal is only seen in the log.
+        if by == "api" {
+            tracing::warn!(by, "reload refused, the running config stays: {}", report(error));
+        } else {
+            tracing::error!(by, "reload refused, the running config stays: {}", report(error));
+        }
         self.events.send_with(|| Event::Reload {
             by: by.to_owned(),
             applied: false,

@@ -36,7 +36,9 @@ pub struct PluginCounts {
     pub failed: u64,
     /// The time all lookups took, in seconds.
     pub sum_seconds: f64,
-    /// Cumulative counts per bucket bound ([`LOOKUP_BUCKETS`], then +Inf).
+    /// Lookups per bucket, by its upper bound ([`LOOKUP_BUCKETS`], then
+    /// +Inf); each counts only the lookups above the previous bound, as
+    /// Prometheus encoders take them (they add them up).
     pub buckets: Vec<(f64, u64)>,
 }
 
@@ -56,15 +58,8 @@ impl PluginStats {
 
     /// The counters now.
     pub fn snapshot(&self) -> PluginCounts {
-        let mut cumulative = 0;
         let bounds = LOOKUP_BUCKETS.iter().copied().chain([f64::INFINITY]);
-        let buckets = bounds
-            .zip(&self.buckets)
-            .map(|(bound, count)| {
-                cumulative += count.load(Ordering::Relaxed);
-                (bound, cumulative)
-            })
-            .collect();
+        let buckets = bounds.zip(&self.buckets).map(|(bound, count)| (bound, count.load(Ordering::Relaxed))).collect();
         // Microseconds as f64: exact far beyond any uptime.
         #[allow(clippy::cast_precision_loss)]
         let sum_seconds = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
@@ -127,7 +122,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lookups_fall_in_cumulative_buckets() {
+    fn lookups_fall_in_buckets() {
         let stats = PluginStats::default();
         stats.observe(Duration::from_micros(500), true);
         stats.observe(Duration::from_millis(30), true);
@@ -136,7 +131,8 @@ mod tests {
         assert_eq!((counts.ok, counts.failed), (2, 1));
         assert!((counts.sum_seconds - 9.0305).abs() < 1e-9, "{}", counts.sum_seconds);
         assert_eq!(counts.buckets.first(), Some(&(0.001, 1)));
-        assert_eq!(counts.buckets.iter().find(|(b, _)| *b == 0.05).map(|(_, n)| *n), Some(2));
-        assert_eq!(counts.buckets.last(), Some(&(f64::INFINITY, 3)));
+        assert_eq!(counts.buckets.iter().find(|(b, _)| *b == 0.05).map(|(_, n)| *n), Some(1));
+        assert_eq!(counts.buckets.last(), Some(&(f64::INFINITY, 1)));
+        assert_eq!(counts.buckets.iter().map(|(_, n)| n).sum::<u64>(), 3);
     }
 }
