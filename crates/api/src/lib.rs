@@ -128,24 +128,23 @@ struct ApiState {
 pub fn api_router(web: Arc<Web>, api: &ApiConfig, auth: Arc<WebAuth>, name: &str) -> Router {
     let prefix = api.path_prefix.as_str();
     let state = ApiState { auth, access_log: api.access_log, name: name.to_owned() };
-    let routes = Router::new()
-        .route("/config", get(gost::get_config).post(gost::save_config))
-        .route("/config/reload", post(gost::reload_config))
-        .route("/config/{section}", get(gost::list).post(gost::create))
-        .route("/config/{section}/{name}", get(gost::get).put(gost::update).delete(gost::delete))
-        .route("/status", get(live::status))
-        .route("/status/lookup", get(live::lookup))
-        .route("/status/connections/{connector}", delete(live::close))
-        .route("/events", get(live::events))
-        .route("/", get(dashboard))
+    let at = |path: &str| format!("{prefix}{path}");
+    let mut app = Router::new()
+        .route(&at("/config"), get(gost::get_config).post(gost::save_config))
+        .route(&at("/config/reload"), post(gost::reload_config))
+        .route(&at("/config/{section}"), get(gost::list).post(gost::create))
+        .route(&at("/config/{section}/{name}"), get(gost::get).put(gost::update).delete(gost::delete))
+        .route(&at("/status"), get(live::status))
+        .route(&at("/status/lookup"), get(live::lookup))
+        .route(&at("/status/connections/{connector}"), delete(live::close))
+        .route(&at("/events"), get(live::events))
+        .route(&at("/"), get(dashboard))
         .with_state(web);
-    let app = if prefix.is_empty() {
-        routes
-    } else {
-        let bare = prefix.to_owned();
-        let slash = format!("{prefix}/");
-        Router::new().nest(prefix, routes).route(&bare, get(move || async move { Redirect::permanent(&slash) }))
-    };
+    if !prefix.is_empty() {
+        // The dashboard's relative links need the trailing slash.
+        let slash = at("/");
+        app = app.route(prefix, get(move || async move { Redirect::permanent(&slash) }));
+    }
     app.fallback(not_found).layer(middleware::from_fn_with_state(state, guard))
 }
 

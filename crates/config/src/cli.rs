@@ -275,7 +275,7 @@ pub(crate) fn service(text: &str, origin: &str) -> Result<RawService, ConfigErro
         }),
         listener: Some(RawListener { kind: Some(listener), chain: None, tls, metadata: some_metadata(listener_md) }),
         forwarder,
-        metadata: None,
+        ..RawService::default()
     })
 }
 

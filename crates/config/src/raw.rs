@@ -109,6 +109,11 @@ pub(crate) struct RawService {
     pub(crate) listener: Option<RawListener>,
     pub(crate) forwarder: Option<RawForwarder>,
     pub(crate) metadata: Option<Metadata>,
+    /// GOST's read-only service status, in configs saved from its API
+    /// (`GET /config`): accepted and ignored, never written back.
+    #[serde(default, skip_serializing)]
+    #[allow(dead_code, reason = "read only so that GOST's saved configs load")]
+    pub(crate) status: Option<Value>,
 }
 
 /// `services[].handler`.

@@ -142,6 +142,10 @@ fn the_document_shows_the_config_in_gost_shape() {
     assert_eq!(json["services"][0]["handler"]["metadata"]["router"], "r0");
     assert_eq!(json["api"], json!({"addr": ":18080"}));
     assert!(json.get("ingresses").is_none(), "empty sections are left out");
+    // A config saved from GOST's API carries each service's read-only status: accepted, not kept.
+    let saved = SERVER.replace("    addr: :8443\n", "    addr: :8443\n    status: {createTime: 1, state: running}\n");
+    let saved = Document::parse(&saved, "saved.yaml").unwrap();
+    assert!(saved.to_json()["services"][0].get("status").is_none());
     // The YAML form reads back into the same document.
     let again = Document::parse(&document.to_yaml(), "again.yaml").unwrap();
     assert_eq!(again.to_json(), json);
