@@ -15,6 +15,8 @@ pub struct Connected {
     pub initial: BytesMut,
     /// The connector id the server gave this connection.
     pub connector_id: TunnelId,
+    /// Whether the server takes and sends GSO frames on this connection.
+    pub gso: bool,
 }
 
 /// Why a connection attempt failed.
@@ -72,6 +74,7 @@ pub async fn connect(node: &Node, dialer: &Dialer, host: &str, src: Addr) -> Res
     let mut conn = dialer.dial(node.connect_timeout).await?;
     let router_id = node.connector.router_id.map(|id| TunnelId::from_uuid(*id.as_bytes()));
     let auth = node.connector.auth.as_ref().map(|c| (c.username.as_bytes(), c.password.as_bytes()));
+    let src_host = src.host.clone();
     let mut out = Vec::new();
     Request::associate(auth, src, host.as_bytes(), router_id).encode(&mut out);
 
@@ -99,6 +102,9 @@ pub async fn connect(node: &Node, dialer: &Dialer, host: &str, src: Addr) -> Res
         return Err(ConnectError::Refused { status: response.status, host: host.to_owned(), router_id });
     }
     let connector_id = response.connector_id().unwrap_or(TunnelId::ZERO);
+    // Granted only if we asked (a source named ADDR/gso); never assumed.
+    let asked = matches!(&src_host, rgost_relay::Host::Domain(name) if name.ends_with(rgost_relay::gso::ADVERTISE_SUFFIX.as_bytes()));
+    let gso = asked && connector_id.reserved[0] & rgost_relay::gso::RESERVED_GSO != 0;
     let initial = buf.split_off(used);
-    Ok(Connected { conn, initial, connector_id })
+    Ok(Connected { conn, initial, connector_id, gso })
 }

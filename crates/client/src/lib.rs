@@ -180,7 +180,7 @@ async fn connect_loop(
 ) -> Result<(), std::io::Error> {
     let mut backoff = Backoff::default();
     let mut tun_batch = RecvBatch::new(tun.mtu());
-    let src = source_addr(service);
+    let src = source_addr(service, tun.offload());
     let nodes = &service.chain.nodes;
     let mut next_node = 0;
     loop {
@@ -247,9 +247,21 @@ fn server_down(error: &handshake::ConnectError) -> bool {
     )
 }
 
-/// The ASSOCIATE source: the device's first address with port 0, as GOST sends.
-fn source_addr(service: &TunService) -> Addr {
-    let host = match service.tun.addrs.first().map(|n| n.addr()) {
+/// The ASSOCIATE source: the device's first address with port 0, as GOST
+/// sends. With offload, named `ADDR/gso` instead: rgost's request for GSO
+/// frames (super-packets), which GOST's server and older rgost servers only
+/// log (see [`rgost_relay::gso`]).
+fn source_addr(service: &TunService, gso: bool) -> Addr {
+    let addr = service.tun.addrs.first().map(|n| n.addr());
+    if gso {
+        let name = format!(
+            "{}{}",
+            addr.map_or_else(|| "0.0.0.0".to_owned(), |a| a.to_string()),
+            rgost_relay::gso::ADVERTISE_SUFFIX
+        );
+        return Addr { host: Host::Domain(name.into_bytes()), port: 0 };
+    }
+    let host = match addr {
         Some(std::net::IpAddr::V4(ip)) => Host::Ipv4(ip),
         Some(std::net::IpAddr::V6(ip)) => Host::Ipv6(ip),
         None => Host::Ipv4(std::net::Ipv4Addr::UNSPECIFIED),

@@ -3,8 +3,9 @@
 use std::convert::Infallible;
 
 use futures_util::FutureExt;
+use rgost_relay::gso::Payload;
 use rgost_transport::{FrameReader, FrameWriter};
-use rgost_tun::{RecvBatch, SendBatch, Tun};
+use rgost_tun::{Received, RecvBatch, SendBatch, Tun};
 use tokio_util::sync::CancellationToken;
 
 use crate::handshake::Connected;
@@ -71,7 +72,7 @@ pub async fn relay(
     tun_batch: &mut RecvBatch,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
-    let Connected { conn, initial, .. } = connected;
+    let Connected { conn, initial, gso, .. } = connected;
     let (mut reader, mut writer) = (conn.reader, conn.writer);
 
     let inbound = async {
@@ -82,6 +83,16 @@ pub async fn relay(
         let mut batch = SendBatch::for_device(tun);
         loop {
             while let Some(packet) = frames.next_packet() {
+                if let Payload::Gso(frame) = rgost_relay::gso::classify(&packet)
+                    && gso
+                {
+                    // A super-packet goes to the device whole, after what came before it.
+                    write_tun(tun, &mut batch).await;
+                    if let Err(e) = tun.send_super(frame.flags, frame.gso_size, frame.packet).await {
+                        tracing::debug!(error = %e, len = packet.len(), "TUN super-packet write failed");
+                    }
+                    continue;
+                }
                 batch.push(&packet);
                 if batch.is_full() {
                     write_tun(tun, &mut batch).await;
@@ -93,7 +104,7 @@ pub async fn relay(
             }
         }
     };
-    let outbound = pump_tun(tun, tun_batch, &mut writer);
+    let outbound = pump_tun(tun, tun_batch, &mut writer, gso);
     tokio::select! {
         () = shutdown.cancelled() => SessionEnd::Shutdown,
         r = inbound => r.map_or_else(SessionEnd::Io, |()| SessionEnd::Closed),
@@ -107,27 +118,57 @@ async fn pump_tun(
     tun: &Tun,
     tun_batch: &mut RecvBatch,
     writer: &mut rgost_transport::WriteHalf,
+    gso: bool,
 ) -> Result<Infallible, SessionEnd> {
     let mut out = FrameWriter::default();
     loop {
-        read_tun(tun, tun_batch).await.map_err(SessionEnd::Tun)?;
+        let mut read = read_device(tun, tun_batch, gso).await.map_err(SessionEnd::Tun)?;
         let mut reads = 1;
         loop {
-            for packet in tun_batch.packets().filter(|p| !p.is_empty()) {
-                if !out.push(packet) {
-                    tracing::debug!(len = packet.len(), "TUN packet too long for a frame: dropped");
+            match read {
+                // A super-packet travels whole to a server that takes GSO
+                // frames, written at once from the read buffer (the next read
+                // reuses it).
+                Some(Received::Super { flags, gso_size }) => {
+                    let packet = tun_batch.super_packet();
+                    if !out.flush_with_gso(writer, flags, gso_size, packet).await.map_err(SessionEnd::Io)? {
+                        tracing::debug!(len = packet.len(), "TUN super-packet too long for a frame: dropped");
+                    }
+                }
+                _ => {
+                    for packet in tun_batch.packets().filter(|p| !p.is_empty()) {
+                        if !out.push(packet) {
+                            tracing::debug!(len = packet.len(), "TUN packet too long for a frame: dropped");
+                        }
+                    }
                 }
             }
             if out.buffered() >= WRITE_BYTES || reads == READS_PER_WRITE {
                 break;
             }
-            match read_tun(tun, tun_batch).now_or_never() {
-                Some(r) => r.map_err(SessionEnd::Tun)?,
+            match read_device(tun, tun_batch, gso).now_or_never() {
+                Some(r) => read = r.map_err(SessionEnd::Tun)?,
                 None => break,
             }
             reads += 1;
         }
         out.flush(writer).await.map_err(SessionEnd::Io)?;
+    }
+}
+
+/// One device read: super-packets kept whole when the server takes GSO
+/// frames (`None` when a super-packet that could not be split was lost).
+async fn read_device(tun: &Tun, batch: &mut RecvBatch, gso: bool) -> Result<Option<Received>, std::io::Error> {
+    if !gso {
+        return read_tun(tun, batch).await.map(|()| None);
+    }
+    match tun.recv_keep_super(batch).await {
+        Ok(received) => Ok(Some(received)),
+        Err(e) if batch.split_failed() => {
+            tracing::debug!(error = %e, "TUN GSO packet dropped");
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -271,12 +271,58 @@ pub(crate) fn service(text: &str, origin: &str) -> Result<RawService, ConfigErro
             chain: None,
             auth,
             auther: None,
+            limiter: None,
+            observer: None,
             metadata: some_metadata(handler_md),
         }),
         listener: Some(RawListener { kind: Some(listener), chain: None, tls, metadata: some_metadata(listener_md) }),
         forwarder,
         ..RawService::default()
     })
+}
+
+/// GOST's limiter query keys of a `-L` URL, taken out of the service's
+/// metadata: `limiter.in`, `limiter.out` (the service, `$`),
+/// `limiter.conn.in`, `limiter.conn.out` (each connection, `$$`) become the
+/// lines of a traffic limiter for `services[].limiter`, and `rlimiter` (new
+/// connections per second) the `$` line of a rate limiter.
+#[derive(Debug, Default)]
+pub(crate) struct FlagLimits {
+    /// The traffic limiter's lines, if any key was given.
+    pub(crate) traffic: Vec<String>,
+    /// The rate limiter's line, if `rlimiter` was given.
+    pub(crate) rate: Option<String>,
+}
+
+pub(crate) fn take_limits(service: &mut RawService) -> FlagLimits {
+    let mut values: Vec<(String, String)> = Vec::new();
+    let maps = [
+        service.handler.as_mut().and_then(|h| h.metadata.as_mut()),
+        service.listener.as_mut().and_then(|l| l.metadata.as_mut()),
+    ];
+    for map in maps.into_iter().flatten() {
+        for key in ["limiter.in", "limiter.out", "limiter.conn.in", "limiter.conn.out", "rlimiter"] {
+            let found: Vec<String> = map.keys().filter(|k| k.eq_ignore_ascii_case(key)).cloned().collect();
+            for k in found {
+                if let Some(Value::String(v)) = map.remove(&k)
+                    && !values.iter().any(|(seen, _)| seen == key)
+                {
+                    values.push((key.to_owned(), v.trim().to_owned()));
+                }
+            }
+        }
+    }
+    let get = |key: &str| values.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let mut limits = FlagLimits::default();
+    for (scope, input, output) in
+        [("$", get("limiter.in"), get("limiter.out")), ("$$", get("limiter.conn.in"), get("limiter.conn.out"))]
+    {
+        if input.is_some() || output.is_some() {
+            limits.traffic.push(format!("{scope} {} {}", input.unwrap_or("0"), output.unwrap_or("0")));
+        }
+    }
+    limits.rate = get("rlimiter").map(|rate| format!("$ {rate}"));
+    limits
 }
 
 /// A `-F` URL as a node named `node-0`.

@@ -52,3 +52,13 @@ pub const USER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const METRICS_PATH: &str = "/metrics";
 /// Per-host metric series (`metrics.hostLabels`, rgost extension): off.
 pub const METRICS_HOST_LABELS: bool = false;
+/// How often the router handler reports each client's stats to its
+/// observer (`observePeriod`, as in GOST).
+pub const OBSERVE_PERIOD: Duration = Duration::from_secs(5);
+/// The shortest observer period GOST allows; shorter ones are raised to it.
+pub const OBSERVE_PERIOD_MIN: Duration = Duration::from_secs(1);
+/// How often a limiter plugin is asked again about a client
+/// (`limiter.refreshInterval`, as in GOST).
+pub const LIMITER_REFRESH: Duration = Duration::from_secs(30);
+/// The shortest `limiter.refreshInterval` GOST allows.
+pub const LIMITER_REFRESH_MIN: Duration = Duration::from_secs(1);

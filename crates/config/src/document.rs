@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::raw::{RawAuther, RawIngress, RawRouter};
+use crate::raw::{RawAuther, RawIngress, RawLimiter, RawObserver, RawRouter};
 use crate::validate::{Input, Sourced, validate};
 use crate::{ConfigError, Loaded, cli};
 
@@ -53,11 +53,24 @@ pub enum Section {
     Ingresses,
     /// `authers`.
     Authers,
+    /// `limiters` (traffic limits).
+    Limiters,
+    /// `rlimiters` (new connections per second).
+    RLimiters,
+    /// `observers`.
+    Observers,
 }
 
 impl Section {
     /// Every section, in the order of the config file.
-    pub const ALL: [Section; 3] = [Section::Authers, Section::Ingresses, Section::Routers];
+    pub const ALL: [Section; 6] = [
+        Section::Authers,
+        Section::Ingresses,
+        Section::Routers,
+        Section::Limiters,
+        Section::RLimiters,
+        Section::Observers,
+    ];
 
     /// The section's key (and the API's path segment).
     pub fn key(self) -> &'static str {
@@ -65,6 +78,9 @@ impl Section {
             Section::Routers => "routers",
             Section::Ingresses => "ingresses",
             Section::Authers => "authers",
+            Section::Limiters => "limiters",
+            Section::RLimiters => "rlimiters",
+            Section::Observers => "observers",
         }
     }
 
@@ -79,6 +95,8 @@ impl Section {
             Section::Routers => "router",
             Section::Ingresses => "ingress",
             Section::Authers => "auther",
+            Section::Limiters | Section::RLimiters => "limiter",
+            Section::Observers => "observer",
         }
     }
 }
@@ -131,7 +149,7 @@ macro_rules! named {
     )*};
 }
 
-named!(RawRouter, RawIngress, RawAuther);
+named!(RawRouter, RawIngress, RawAuther, RawLimiter, RawObserver);
 
 impl Document {
     /// Reads the config file (if any) and the command line into one
@@ -166,6 +184,9 @@ impl Document {
         put_list(&mut root, "authers", &input.authers);
         put_list(&mut root, "ingresses", &input.ingresses);
         put_list(&mut root, "routers", &input.routers);
+        put_list(&mut root, "limiters", &input.limiters);
+        put_list(&mut root, "rlimiters", &input.rlimiters);
+        put_list(&mut root, "observers", &input.observers);
         if let Some(api) = &input.api {
             root.insert("api".to_owned(), to_value(&api.item));
         }
@@ -193,6 +214,10 @@ impl Document {
                 routers: input.routers.clone(),
                 ingresses: input.ingresses.clone(),
                 authers: input.authers.clone(),
+                // `-L` limiter keys make limiters too: they belong to the flags.
+                limiters: input.limiters.iter().filter(|s| from_file(&s.origin)).cloned().collect(),
+                rlimiters: input.rlimiters.iter().filter(|s| from_file(&s.origin)).cloned().collect(),
+                observers: input.observers.clone(),
                 api: input.api.clone().filter(|s| from_file(&s.origin)),
                 metrics: input.metrics.clone().filter(|s| from_file(&s.origin)),
             },
@@ -205,6 +230,9 @@ impl Document {
             Section::Routers => items(&self.input.routers),
             Section::Ingresses => items(&self.input.ingresses),
             Section::Authers => items(&self.input.authers),
+            Section::Limiters => items(&self.input.limiters),
+            Section::RLimiters => items(&self.input.rlimiters),
+            Section::Observers => items(&self.input.observers),
         }
     }
 
@@ -214,6 +242,9 @@ impl Document {
             Section::Routers => item(&self.input.routers, name),
             Section::Ingresses => item(&self.input.ingresses, name),
             Section::Authers => item(&self.input.authers, name),
+            Section::Limiters => item(&self.input.limiters, name),
+            Section::RLimiters => item(&self.input.rlimiters, name),
+            Section::Observers => item(&self.input.observers, name),
         }
     }
 
@@ -224,6 +255,9 @@ impl Document {
             Section::Routers => create(&mut self.input.routers, section, body),
             Section::Ingresses => create(&mut self.input.ingresses, section, body),
             Section::Authers => create(&mut self.input.authers, section, body),
+            Section::Limiters => create(&mut self.input.limiters, section, body),
+            Section::RLimiters => create(&mut self.input.rlimiters, section, body),
+            Section::Observers => create(&mut self.input.observers, section, body),
         }
     }
 
@@ -234,6 +268,9 @@ impl Document {
             Section::Routers => update(&mut self.input.routers, section, name, body),
             Section::Ingresses => update(&mut self.input.ingresses, section, name, body),
             Section::Authers => update(&mut self.input.authers, section, name, body),
+            Section::Limiters => update(&mut self.input.limiters, section, name, body),
+            Section::RLimiters => update(&mut self.input.rlimiters, section, name, body),
+            Section::Observers => update(&mut self.input.observers, section, name, body),
         }
     }
 
@@ -243,6 +280,9 @@ impl Document {
             Section::Routers => delete(&mut self.input.routers, section, name),
             Section::Ingresses => delete(&mut self.input.ingresses, section, name),
             Section::Authers => delete(&mut self.input.authers, section, name),
+            Section::Limiters => delete(&mut self.input.limiters, section, name),
+            Section::RLimiters => delete(&mut self.input.rlimiters, section, name),
+            Section::Observers => delete(&mut self.input.observers, section, name),
         }
     }
 }

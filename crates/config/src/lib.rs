@@ -16,6 +16,7 @@ mod cli;
 pub mod defaults;
 mod document;
 mod duration;
+mod limits;
 mod metadata;
 mod model;
 mod raw;
@@ -26,11 +27,12 @@ mod validate;
 mod web;
 
 pub use document::{API_ORIGIN, Args, Document, EditError, Section};
+pub use limits::{LimitLineError, LimitScope, RateLimit, RateScope, TrafficLimit, parse_rate};
 pub use model::*;
 
 use std::path::Path;
 
-use raw::{RawChain, RawConfig, RawHop};
+use raw::{RawChain, RawConfig, RawHop, RawLimiter};
 use validate::{Input, Sourced};
 
 /// The result of loading: the config and the warnings to log.
@@ -104,6 +106,20 @@ fn read(args: &Args) -> Result<Input, ConfigError> {
         let origin = cli::flag_origin("-L", url);
         let mut service = cli::service(url, &origin)?;
         service.name = Some(free_service_name(&input, k));
+        // GOST's limiter keys on the URL make limiters named like GOST's.
+        let limits = cli::take_limits(&mut service);
+        if !limits.traffic.is_empty() {
+            let name = free_name("limiter", input.limiters.iter().map(|l| &l.item.name));
+            service.limiter = Some(name.clone());
+            let item = RawLimiter { name: Some(name), limits: Some(limits.traffic), ..RawLimiter::default() };
+            input.limiters.push(Sourced { origin: origin.clone(), item });
+        }
+        if let Some(line) = limits.rate {
+            let name = free_name("rlimiter", input.rlimiters.iter().map(|l| &l.item.name));
+            service.rlimiter = Some(name.clone());
+            let item = RawLimiter { name: Some(name), limits: Some(vec![line]), ..RawLimiter::default() };
+            input.rlimiters.push(Sourced { origin: origin.clone(), item });
+        }
         if let (Some(handler), Some(chain)) = (service.handler.as_mut(), chain.as_ref()) {
             handler.chain = Some(chain.clone());
         }
@@ -127,6 +143,14 @@ fn free_service_name(input: &Input, k: usize) -> String {
         .map(|n| format!("service-{n}"))
         .find(|name| !input.services.iter().any(|s| s.item.name.as_deref().map(str::trim) == Some(name.as_str())))
         .unwrap_or_else(|| format!("service-{k}"))
+}
+
+/// `{prefix}-{n}` for the first n from the number of names on: GOST's name,
+/// unless the file already uses it.
+fn free_name<'a>(prefix: &str, names: impl Iterator<Item = &'a Option<String>> + Clone) -> String {
+    let taken = |name: &str| names.clone().any(|n| n.as_deref().map(str::trim) == Some(name));
+    let start = names.clone().count();
+    (start..).map(|n| format!("{prefix}-{n}")).find(|name| !taken(name)).unwrap_or_else(|| format!("{prefix}-{start}"))
 }
 
 /// Parses config text (YAML, or JSON which is read as YAML's subset) as if
@@ -188,7 +212,7 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
             origin: origin.to_owned(),
             key: section.to_owned(),
             value: section.to_owned(),
-            hint: "rgost implements the sections services, chains, routers, ingresses, authers, api and metrics"
+            hint: "rgost implements the sections services, chains, routers, ingresses, authers, limiters, rlimiters, observers, api and metrics"
                 .to_owned(),
         });
     }
@@ -226,6 +250,9 @@ fn add_file(input: &mut Input, raw: RawConfig, origin: &str) {
     input.authers.extend(raw.authers.into_iter().flatten().map(from(origin)));
     input.api = raw.api.map(from(origin));
     input.metrics = raw.metrics.map(from(origin));
+    input.limiters.extend(raw.limiters.into_iter().flatten().map(from(origin)));
+    input.rlimiters.extend(raw.rlimiters.into_iter().flatten().map(from(origin)));
+    input.observers.extend(raw.observers.into_iter().flatten().map(from(origin)));
 }
 
 #[cfg(test)]

@@ -21,6 +21,12 @@ pub struct Config {
     pub ingresses: Vec<IngressConfig>,
     /// Authers by name, in file order.
     pub authers: Vec<AutherConfig>,
+    /// Traffic limiters by name, in file order.
+    pub limiters: Vec<LimiterConfig>,
+    /// Rate limiters (new connections per second) by name, in file order.
+    pub rlimiters: Vec<RateLimiterConfig>,
+    /// Observers by name, in file order.
+    pub observers: Vec<ObserverConfig>,
     /// The web API (`api:` or `-api`), if enabled.
     pub api: Option<ApiConfig>,
     /// The Prometheus metrics endpoint (`metrics:` or `-metrics`), if enabled.
@@ -38,6 +44,7 @@ pub struct Service {
 
 /// What a service does.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant, reason = "a config holds a handful of services, built once")]
 pub enum ServiceKind {
     /// `handler: router` (server side).
     Router(RouterService),
@@ -113,6 +120,61 @@ pub struct RouterService {
     pub limits: Limits,
     /// Dead-peer detection.
     pub keepalive: Keepalive,
+    /// Traffic limits, rate limits and the observer.
+    pub shaping: Shaping,
+}
+
+/// What a router service limits and reports, by name of the limiters and
+/// observer it uses (the config crate has checked that they exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shaping {
+    /// `handler.limiter`: the traffic limiter applied to each client
+    /// (`host@router-id`): `$` is every client together, `$$` each client,
+    /// a host name or an address/CIDR one client.
+    pub limiter: Option<String>,
+    /// `services[].limiter`: GOST's listener limiter, applied to each
+    /// connection: `$` is the service, `$$` each connection, an address or
+    /// CIDR each source address.
+    pub service_limiter: Option<String>,
+    /// `services[].rlimiter`: new connections per second, refused at accept.
+    pub rate_limiter: Option<String>,
+    /// `handler.observer`: gets each client's stats every `observe.period`.
+    pub observer: Option<String>,
+    /// How the observer is fed.
+    pub observe: Observe,
+    /// `limiter.refreshInterval`: how often a limiter plugin is asked again
+    /// about each connected client (default 30 s, at least 1 s).
+    pub limiter_refresh: Duration,
+}
+
+impl Default for Shaping {
+    fn default() -> Self {
+        Shaping {
+            limiter: None,
+            service_limiter: None,
+            rate_limiter: None,
+            observer: None,
+            observe: Observe::default(),
+            limiter_refresh: defaults::LIMITER_REFRESH,
+        }
+    }
+}
+
+/// The router handler's observer settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observe {
+    /// `observePeriod` (also `observer.period`, `observer.observePeriod`):
+    /// default 5 s, at least 1 s.
+    pub period: Duration,
+    /// `observer.resetTraffic`: report the bytes since the last report
+    /// instead of the totals.
+    pub reset_traffic: bool,
+}
+
+impl Default for Observe {
+    fn default() -> Self {
+        Observe { period: defaults::OBSERVE_PERIOD, reset_traffic: false }
+    }
 }
 
 /// Abuse limits of a router service (handler metadata). Defaults: [`defaults`].
@@ -377,6 +439,40 @@ pub struct AutherConfig {
     pub plugin: Option<PluginConfig>,
 }
 
+/// A traffic limiter definition (`limiters[]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimiterConfig {
+    /// Its name.
+    pub name: String,
+    /// Inline limit lines, in order.
+    pub limits: Vec<crate::TrafficLimit>,
+    /// Data sources (lines `SCOPE IN [OUT [BURST]]`).
+    pub sources: Sources,
+    /// A plugin that gives each client's rates instead of lines.
+    pub plugin: Option<PluginConfig>,
+}
+
+/// A rate limiter definition (`rlimiters[]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimiterConfig {
+    /// Its name.
+    pub name: String,
+    /// Inline limit lines, in order (lines with a rate of zero or less,
+    /// which GOST skips, are left out).
+    pub limits: Vec<crate::RateLimit>,
+    /// Data sources (lines `SCOPE RATE`).
+    pub sources: Sources,
+}
+
+/// An observer definition (`observers[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObserverConfig {
+    /// Its name.
+    pub name: String,
+    /// The HTTP plugin the events are posted to.
+    pub plugin: PluginConfig,
+}
+
 /// One user of an auther (or a handler's `auth`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
@@ -386,7 +482,7 @@ pub struct UserEntry {
     pub hosts: Vec<String>,
 }
 
-/// Where a router's, ingress's or auther's entries come from besides inline.
+/// Where a router's, ingress's, auther's or limiter's entries come from besides inline.
 /// Priority when two give the same key: http > redis > file > inline.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sources {
@@ -438,6 +534,8 @@ pub enum RedisKind {
     Hash,
     /// SMEMBERS: each member is a line.
     Set,
+    /// LRANGE: each element is a line (limiters only, as in GOST).
+    List,
 }
 
 /// An HTTP source (body in the line format).

@@ -27,6 +27,9 @@ pub(crate) struct RawConfig {
     pub(crate) routers: Option<Vec<RawRouter>>,
     pub(crate) ingresses: Option<Vec<RawIngress>>,
     pub(crate) authers: Option<Vec<RawAuther>>,
+    pub(crate) limiters: Option<Vec<RawLimiter>>,
+    pub(crate) rlimiters: Option<Vec<RawLimiter>>,
+    pub(crate) observers: Option<Vec<RawObserver>>,
     // GOST sections rgost does not implement: read to be reported by name.
     hops: Option<IgnoredAny>,
     admissions: Option<IgnoredAny>,
@@ -35,10 +38,7 @@ pub(crate) struct RawConfig {
     hosts: Option<IgnoredAny>,
     sds: Option<IgnoredAny>,
     recorders: Option<IgnoredAny>,
-    limiters: Option<IgnoredAny>,
     climiters: Option<IgnoredAny>,
-    rlimiters: Option<IgnoredAny>,
-    observers: Option<IgnoredAny>,
     loggers: Option<IgnoredAny>,
     tls: Option<IgnoredAny>,
     log: Option<IgnoredAny>,
@@ -58,10 +58,7 @@ impl RawConfig {
             ("hosts", self.hosts.is_some()),
             ("sds", self.sds.is_some()),
             ("recorders", self.recorders.is_some()),
-            ("limiters", self.limiters.is_some()),
             ("climiters", self.climiters.is_some()),
-            ("rlimiters", self.rlimiters.is_some()),
-            ("observers", self.observers.is_some()),
             ("loggers", self.loggers.is_some()),
             ("tls", self.tls.is_some()),
             ("log", self.log.is_some()),
@@ -108,6 +105,10 @@ pub(crate) struct RawService {
     pub(crate) handler: Option<RawHandler>,
     pub(crate) listener: Option<RawListener>,
     pub(crate) forwarder: Option<RawForwarder>,
+    /// The listener's traffic limiter (`$` service, `$$` per connection).
+    pub(crate) limiter: Option<String>,
+    /// New connections per second.
+    pub(crate) rlimiter: Option<String>,
     pub(crate) metadata: Option<Metadata>,
     /// GOST's read-only service status, in configs saved from its API
     /// (`GET /config`): accepted and ignored, never written back.
@@ -125,6 +126,10 @@ pub(crate) struct RawHandler {
     pub(crate) chain: Option<String>,
     pub(crate) auth: Option<RawAuth>,
     pub(crate) auther: Option<String>,
+    /// The traffic limiter applied to each client (`host@router-id`).
+    pub(crate) limiter: Option<String>,
+    /// The observer that gets each client's stats.
+    pub(crate) observer: Option<String>,
     pub(crate) metadata: Option<Metadata>,
 }
 
@@ -283,7 +288,28 @@ pub(crate) struct RawAuther {
     pub(crate) plugin: Option<RawPlugin>,
 }
 
-/// Data sources and plugin shared by routers, ingresses and authers.
+/// `limiters[]` and `rlimiters[]` (one schema; rate limiters have no plugin).
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimiter {
+    pub(crate) name: Option<String>,
+    pub(crate) limits: Option<Vec<String>>,
+    pub(crate) reload: Option<Value>,
+    pub(crate) file: Option<RawFile>,
+    pub(crate) redis: Option<RawRedis>,
+    pub(crate) http: Option<RawHttp>,
+    pub(crate) plugin: Option<RawPlugin>,
+}
+
+/// `observers[]`.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawObserver {
+    pub(crate) name: Option<String>,
+    pub(crate) plugin: Option<RawPlugin>,
+}
+
+/// Data sources and plugin shared by routers, ingresses, authers and limiters.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawSources<'a> {
     pub(crate) reload: Option<&'a Value>,
@@ -309,7 +335,7 @@ macro_rules! sources_of {
     )*};
 }
 
-sources_of!(RawRouter, RawIngress, RawAuther);
+sources_of!(RawRouter, RawIngress, RawAuther, RawLimiter);
 
 /// `file: {path}`.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]

@@ -67,10 +67,40 @@ impl Config {
             n => format!(", {n} other router{}", plural(n)),
         };
         format!(
-            "router server on {} over {}; {default}{others}; {ingress}; {auth}{binding}",
+            "router server on {} over {}; {default}{others}; {ingress}; {auth}{binding}{}",
             service.listen,
-            listener(&service.listener)
+            listener(&service.listener),
+            self.shaping_text(service),
         )
+    }
+
+    /// `; limiter L per client (2 lines); rlimiter R (1 line); observer O every 5s`, or nothing.
+    fn shaping_text(&self, service: &RouterService) -> String {
+        let shaping = &service.shaping;
+        let mut parts = Vec::new();
+        let limiter = |name: &str| {
+            self.limiters.iter().find(|l| l.name == name).map_or_else(String::new, |l| {
+                format!(" ({})", entries(l.limits.len(), "line", &l.sources, l.plugin.as_ref()))
+            })
+        };
+        if let Some(name) = &shaping.limiter {
+            parts.push(format!("limiter {name} per client{}", limiter(name)));
+        }
+        if let Some(name) = &shaping.service_limiter {
+            parts.push(format!("limiter {name} per connection{}", limiter(name)));
+        }
+        if let Some(name) = &shaping.rate_limiter {
+            let contents = self
+                .rlimiters
+                .iter()
+                .find(|l| &l.name == name)
+                .map_or_else(String::new, |l| format!(" ({})", entries(l.limits.len(), "line", &l.sources, None)));
+            parts.push(format!("rlimiter {name}{contents}"));
+        }
+        if let Some(name) = &shaping.observer {
+            parts.push(format!("observer {name} every {:?}", shaping.observe.period));
+        }
+        parts.iter().map(|p| format!("; {p}")).collect()
     }
 }
 

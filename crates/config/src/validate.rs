@@ -13,14 +13,15 @@ use uuid::Uuid;
 use crate::defaults;
 use crate::metadata::{Md, check_keys, duration_value, invalid, scalar, shown};
 use crate::raw::{
-    RawApi, RawAuth, RawAuther, RawChain, RawIngress, RawMetrics, RawNode, RawPlugin, RawRouter, RawService,
-    RawSources, RawTls,
+    RawApi, RawAuth, RawAuther, RawChain, RawIngress, RawLimiter, RawMetrics, RawNode, RawObserver, RawPlugin,
+    RawRouter, RawService, RawSources, RawTls,
 };
 use crate::{
     AutherConfig, Chain, Config, ConfigError, Credentials, DialerKind, FileSource, HttpSource, IngressConfig,
-    Keepalive, Limits, ListenAddr, ListenerKind, Loaded, Node, PluginConfig, RedisKind, RedisSource, RouterConfig,
-    RouterConnector, RouterService, Service, ServiceKind, Sources, TlsClientSettings, TlsServerSettings,
-    TunRouteSetting, TunService, TunSettings, UserEntry,
+    Keepalive, LimiterConfig, Limits, ListenAddr, ListenerKind, Loaded, Node, Observe, ObserverConfig, PluginConfig,
+    RateLimit, RateLimiterConfig, RedisKind, RedisSource, RouterConfig, RouterConnector, RouterService, Service,
+    ServiceKind, Shaping, Sources, TlsClientSettings, TlsServerSettings, TrafficLimit, TunRouteSetting, TunService,
+    TunSettings, UserEntry,
 };
 
 /// One item and where it was read from (a file or a flag).
@@ -38,6 +39,9 @@ pub(crate) struct Input {
     pub(crate) routers: Vec<Sourced<RawRouter>>,
     pub(crate) ingresses: Vec<Sourced<RawIngress>>,
     pub(crate) authers: Vec<Sourced<RawAuther>>,
+    pub(crate) limiters: Vec<Sourced<RawLimiter>>,
+    pub(crate) rlimiters: Vec<Sourced<RawLimiter>>,
+    pub(crate) observers: Vec<Sourced<RawObserver>>,
     pub(crate) api: Option<Sourced<RawApi>>,
     pub(crate) metrics: Option<Sourced<RawMetrics>>,
 }
@@ -138,9 +142,23 @@ fn validate_with_notes(input: &Input) -> Result<(Loaded, Notes)> {
         section("ingresses", &input.ingresses, |o, i, r| ingress(o, i, r, &mut notes), |r| &r.name)?;
     let authers: Vec<AutherConfig> =
         section("authers", &input.authers, |o, i, r| auther(o, i, r, &mut notes), |r| &r.name)?;
+    let limiters: Vec<LimiterConfig> =
+        section("limiters", &input.limiters, |o, i, r| limiter(o, i, r, &mut notes), |r| &r.name)?;
+    let rlimiters: Vec<RateLimiterConfig> =
+        section("rlimiters", &input.rlimiters, |o, i, r| rate_limiter(o, i, r, &mut notes), |r| &r.name)?;
+    let observers: Vec<ObserverConfig> =
+        section("observers", &input.observers, |o, i, r| observer(o, i, r, &mut notes), |r| &r.name)?;
     let chains: Vec<Chain> = section("chains", &input.chains, |o, i, r| chain(o, i, r, &mut notes), |c| &c.name)?;
 
-    let refs = Refs { routers: &routers, ingresses: &ingresses, authers: &authers, chains: &chains };
+    let refs = Refs {
+        routers: &routers,
+        ingresses: &ingresses,
+        authers: &authers,
+        chains: &chains,
+        limiters: &limiters,
+        rlimiters: &rlimiters,
+        observers: &observers,
+    };
     let services: Vec<Service> =
         section("services", &input.services, |o, i, r| service(o, i, r, &refs, &mut notes), |s| &s.name)?;
     let api = input.api.as_ref().map(|s| crate::web::api_section(&s.origin, &s.item, refs.authers)).transpose()?;
@@ -148,7 +166,7 @@ fn validate_with_notes(input: &Input) -> Result<(Loaded, Notes)> {
         input.metrics.as_ref().map(|s| crate::web::metrics_section(&s.origin, &s.item, refs.authers)).transpose()?;
 
     let loaded = Loaded {
-        config: Config { services, routers, ingresses, authers, api, metrics },
+        config: Config { services, routers, ingresses, authers, limiters, rlimiters, observers, api, metrics },
         warnings: std::mem::take(&mut notes.warnings),
     };
     Ok((loaded, notes))
@@ -189,6 +207,9 @@ pub(crate) struct Refs<'a> {
     ingresses: &'a [IngressConfig],
     pub(crate) authers: &'a [AutherConfig],
     chains: &'a [Chain],
+    limiters: &'a [LimiterConfig],
+    rlimiters: &'a [RateLimiterConfig],
+    observers: &'a [ObserverConfig],
 }
 
 // GOST options rgost deliberately does not implement, per metadata map:
@@ -196,7 +217,7 @@ pub(crate) struct Refs<'a> {
 // read registers its key (see `metadata`).
 
 const ROUTER_HANDLER_IGNORED: &[&str] =
-    &["bufferSize", "entrypoint", "entryPoint", "sd", "sd.renewInterval", "observer.period", "observer.resetTraffic"];
+    &["bufferSize", "entrypoint", "entryPoint", "sd", "sd.renewInterval", "limiter.cleanupInterval"];
 pub(crate) const LISTENER_IGNORED: &[&str] = &[
     "backlog",
     "mptcp",
@@ -213,8 +234,20 @@ pub(crate) const LISTENER_IGNORED: &[&str] = &[
 ];
 const TUN_LISTENER_IGNORED: &[&str] = &["peer", "bufferSize", "readBufferSize", "ttl", "p2p", "passphrase"];
 const TUN_HANDLER_IGNORED: &[&str] = &["bufferSize", "keepAlive", "ttl", "p2p", "passphrase", "observer.period"];
-pub(crate) const SERVICE_IGNORED: &[&str] =
-    &["interface", "so_mark", "soMark", "preUp", "postUp", "preDown", "postDown", "observer.period", "dialTimeout"];
+pub(crate) const SERVICE_IGNORED: &[&str] = &[
+    "interface",
+    "so_mark",
+    "soMark",
+    "preUp",
+    "postUp",
+    "preDown",
+    "postDown",
+    "observer.period",
+    "dialTimeout",
+    "limiter.refreshInterval",
+    "limiter.cleanupInterval",
+    "limiter.scope",
+];
 const CONNECTOR_IGNORED: &[&str] = &[];
 const DIALER_IGNORED: &[&str] = &[
     "header",
@@ -380,6 +413,7 @@ fn router_service(
         }
     }
     let keepalive = keepalive(&[&hmd, &lmd])?;
+    let shaping = shaping(origin, path, raw, &hmd, refs)?;
 
     notes.check_metadata(&[&hmd, &lmd, &smd])?;
     if raw.forwarder.is_some() {
@@ -399,6 +433,65 @@ fn router_service(
         route_cache_ttl,
         limits,
         keepalive,
+        shaping,
+    })
+}
+
+/// The limiters, rate limiter and observer a router service names, and the
+/// handler metadata that tunes them.
+fn shaping(origin: &str, path: &str, raw: &RawService, hmd: &Md<'_>, refs: &Refs<'_>) -> Result<Shaping> {
+    let handler = raw.handler.as_ref();
+    let named = |key: String, name: Option<&String>, exists: &dyn Fn(&str) -> bool| -> Result<Option<String>> {
+        match text(name) {
+            None => Ok(None),
+            Some(name) if exists(name) => Ok(Some(name.to_owned())),
+            Some(name) => Err(undefined(origin, key, name)),
+        }
+    };
+    let is_limiter = |name: &str| refs.limiters.iter().any(|l| l.name == name);
+    let limiter = named(format!("{path}.handler.limiter"), handler.and_then(|h| h.limiter.as_ref()), &is_limiter)?;
+    let service_limiter = named(format!("{path}.limiter"), raw.limiter.as_ref(), &is_limiter)?;
+    if let Some(name) = &service_limiter
+        && refs.limiters.iter().any(|l| &l.name == name && l.plugin.is_some())
+    {
+        return Err(unsupported(
+            origin,
+            format!("{path}.limiter"),
+            name.as_str(),
+            "a limiter with a plugin limits clients: name it in handler.limiter",
+        ));
+    }
+    let rate_limiter = named(format!("{path}.rlimiter"), raw.rlimiter.as_ref(), &|name| {
+        refs.rlimiters.iter().any(|l| l.name == name)
+    })?;
+    let observer = named(format!("{path}.handler.observer"), handler.and_then(|h| h.observer.as_ref()), &|name| {
+        refs.observers.iter().any(|o| o.name == name)
+    })?;
+
+    // GOST reads the first of these keys that is set; zero means the default
+    // and anything shorter than a second is raised to one.
+    let mut period = None;
+    for key in ["observePeriod", "observer.period", "observer.observePeriod"] {
+        period = period.or(hmd.duration(key)?);
+    }
+    let period = match period {
+        None => defaults::OBSERVE_PERIOD,
+        Some(p) if p.is_zero() => defaults::OBSERVE_PERIOD,
+        Some(p) => p.max(defaults::OBSERVE_PERIOD_MIN),
+    };
+    let reset_traffic = hmd.bool("observer.resetTraffic")?.unwrap_or(false);
+    let limiter_refresh = match hmd.duration("limiter.refreshInterval")? {
+        None => defaults::LIMITER_REFRESH,
+        Some(p) if p.is_zero() => defaults::LIMITER_REFRESH,
+        Some(p) => p.max(defaults::LIMITER_REFRESH_MIN),
+    };
+    Ok(Shaping {
+        limiter,
+        service_limiter,
+        rate_limiter,
+        observer,
+        observe: Observe { period, reset_traffic },
+        limiter_refresh,
     })
 }
 
@@ -624,6 +717,16 @@ fn tun_service(origin: &str, path: &str, raw: &RawService, refs: &Refs<'_>, note
     if listener.tls.is_some() {
         notes.warn(format!("{origin}: {path}.listener.tls: ignored by a tun listener"));
     }
+    for (key, set) in [
+        ("handler.limiter", handler.limiter.is_some()),
+        ("handler.observer", handler.observer.is_some()),
+        ("limiter", raw.limiter.is_some()),
+        ("rlimiter", raw.rlimiter.is_some()),
+    ] {
+        if set {
+            notes.warn(format!("{origin}: {path}.{key}: a tun client limits and reports nothing, ignored"));
+        }
+    }
 
     Ok(TunService { tun: TunSettings { name, addrs, mtu, routes, gateway, dns, offload }, host, chain })
 }
@@ -835,6 +938,69 @@ fn auther(origin: &str, i: usize, raw: &RawAuther, notes: &mut Notes) -> Result<
     Ok(AutherConfig { name, auths, sources, plugin })
 }
 
+fn limiter(origin: &str, i: usize, raw: &RawLimiter, notes: &mut Notes) -> Result<LimiterConfig> {
+    let path = format!("limiters[{i}]");
+    let name = section_name(origin, &path, raw.name.as_ref())?;
+    let mut limits: Vec<TrafficLimit> = Vec::new();
+    for (j, line) in raw.limits.iter().flatten().enumerate() {
+        let key = format!("{path}.limits[{j}]");
+        let limit = TrafficLimit::parse(line).map_err(|e| invalid(origin, &key, line.as_str(), e.to_string()))?;
+        if let Some(first) = limits.iter().position(|l| l.scope == limit.scope) {
+            return Err(invalid(
+                origin,
+                key,
+                line.as_str(),
+                format!("scope {} is already limited by limits[{first}]", limit.scope),
+            ));
+        }
+        limits.push(limit);
+    }
+    let (sources, plugin) = sources_of(origin, &path, raw.sources(), true, notes)?;
+    if plugin.is_some() && (!limits.is_empty() || !sources.is_empty()) {
+        notes.warn(format!("{origin}: {path}.plugin: the plugin answers; limits and data sources are ignored"));
+    }
+    Ok(LimiterConfig { name, limits, sources, plugin })
+}
+
+fn rate_limiter(origin: &str, i: usize, raw: &RawLimiter, notes: &mut Notes) -> Result<RateLimiterConfig> {
+    let path = format!("rlimiters[{i}]");
+    let name = section_name(origin, &path, raw.name.as_ref())?;
+    let mut limits: Vec<RateLimit> = Vec::new();
+    for (j, line) in raw.limits.iter().flatten().enumerate() {
+        let key = format!("{path}.limits[{j}]");
+        let limit = RateLimit::parse(line).map_err(|e| invalid(origin, &key, line.as_str(), e.to_string()))?;
+        let Some(limit) = limit else {
+            notes.warn(format!("{origin}: {key}: a rate of zero or less limits nothing, line ignored"));
+            continue;
+        };
+        if let Some(first) = limits.iter().position(|l| l.scope == limit.scope) {
+            return Err(invalid(
+                origin,
+                key,
+                line.as_str(),
+                format!("scope {} is already limited by an earlier line ({})", limit.scope, limits[first]),
+            ));
+        }
+        limits.push(limit);
+    }
+    if raw.plugin.is_some() {
+        return Err(unsupported(origin, format!("{path}.plugin"), "plugin", "GOST's rate limiters have no plugin"));
+    }
+    let (sources, _) = sources_of(origin, &path, raw.sources(), true, notes)?;
+    Ok(RateLimiterConfig { name, limits, sources })
+}
+
+fn observer(origin: &str, i: usize, raw: &RawObserver, notes: &mut Notes) -> Result<ObserverConfig> {
+    let path = format!("observers[{i}]");
+    let name = section_name(origin, &path, raw.name.as_ref())?;
+    let plugin = raw
+        .plugin
+        .as_ref()
+        .ok_or_else(|| missing(origin, format!("{path}.plugin"), "an observer is an HTTP plugin the events go to"))?;
+    let plugin = plugin_config(origin, &format!("{path}.plugin"), plugin, notes)?;
+    Ok(ObserverConfig { name, plugin })
+}
+
 fn section_name(origin: &str, path: &str, name: Option<&String>) -> Result<String> {
     text(name).map(str::to_owned).ok_or_else(|| missing(origin, format!("{path}.name"), "services refer to it by name"))
 }
@@ -843,6 +1009,18 @@ fn sources(
     origin: &str,
     path: &str,
     raw: RawSources<'_>,
+    notes: &mut Notes,
+) -> Result<(Sources, Option<PluginConfig>)> {
+    sources_of(origin, path, raw, false, notes)
+}
+
+/// [`sources`], where `lines` says the entries are whole lines (limiters),
+/// which a redis list can hold too.
+fn sources_of(
+    origin: &str,
+    path: &str,
+    raw: RawSources<'_>,
+    lines: bool,
     notes: &mut Notes,
 ) -> Result<(Sources, Option<PluginConfig>)> {
     let reload = match raw.reload.filter(|v| !v.is_null()) {
@@ -869,8 +1047,10 @@ fn sources(
             let kind = match text(redis.kind.as_ref()).map(str::to_ascii_lowercase).as_deref() {
                 None | Some("set") => RedisKind::Set,
                 Some("hash") => RedisKind::Hash,
+                Some("list") if lines => RedisKind::List,
                 Some(other) => {
-                    return Err(unsupported(origin, format!("{path}.redis.type"), other, "use set or hash"));
+                    let hint = if lines { "use set, list or hash" } else { "use set or hash" };
+                    return Err(unsupported(origin, format!("{path}.redis.type"), other, hint));
                 }
             };
             Some(RedisSource {

@@ -225,6 +225,7 @@ fn tcp_router_service(default_router: &str, ingress: Option<&str>) -> Service {
             route_cache_ttl: Duration::ZERO,
             limits: Limits::default(),
             keepalive: Keepalive::default(),
+            shaping: Shaping::default(),
         }),
     }
 }
@@ -247,6 +248,9 @@ fn seed_server_config() -> Config {
         authers: vec![],
         api: None,
         metrics: None,
+        limiters: vec![],
+        rlimiters: vec![],
+        observers: vec![],
     }
 }
 

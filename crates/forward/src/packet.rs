@@ -1,17 +1,27 @@
 //! The checks every forwarded packet passes before it is routed.
 
+use rgost_relay::gso::{self, Payload, SuperPacket};
 use rgost_relay::ip::IpHeader;
 
 use crate::DropReason;
 
-/// Checks that `packet` is a whole IPv4/IPv6 packet and returns its header
-/// view: not empty, a known version with its whole header present, and the
-/// length its header declares equal to the frame's length (a mismatch is a
-/// malformed or forged frame; a TUN device never produces one).
-pub fn check(packet: &[u8]) -> Result<IpHeader<&[u8]>, DropReason> {
-    if packet.is_empty() {
+/// Checks that a frame's payload is a whole IPv4/IPv6 packet and returns its
+/// header view: not empty, a known version with its whole header present,
+/// and the length its header declares equal to the frame's length (a
+/// mismatch is a malformed or forged frame; a TUN device never produces
+/// one). A GSO frame (see [`rgost_relay::gso`]) must hold a TCP
+/// super-packet that can be segmented; its header is the super-packet's.
+pub fn check(payload: &[u8]) -> Result<IpHeader<&[u8]>, DropReason> {
+    if payload.is_empty() {
         return Err(DropReason::ZeroLength);
     }
+    let packet = match gso::classify(payload) {
+        Payload::Ip(packet) => packet,
+        Payload::Gso(frame) => {
+            SuperPacket::new_checked(frame.packet, frame.gso_size).map_err(|_| DropReason::Malformed)?;
+            frame.packet
+        }
+    };
     let header = IpHeader::new_checked(packet).map_err(|_| DropReason::NotIp)?;
     if header.declared_len() != packet.len() {
         return Err(DropReason::Malformed);
@@ -50,6 +60,24 @@ mod tests {
         assert_eq!(check(&[]).err(), Some(DropReason::ZeroLength));
         assert_eq!(check(&[0x45, 0, 0]).err(), Some(DropReason::NotIp));
         assert_eq!(check(&[0x20; 40]).err(), Some(DropReason::NotIp));
+    }
+
+    #[test]
+    fn gso_frames_are_routed_on_their_super_packet() {
+        let mut tcp = ipv4(60, 60);
+        tcp[9] = 6;
+        tcp[32] = 0x50;
+        let mut frame = Vec::new();
+        gso::encode_header(0, 10, &mut frame);
+        frame.extend_from_slice(&tcp);
+        assert!(check(&frame).is_ok());
+        // Not TCP, or a segment size of 0: malformed.
+        let mut udp = frame.clone();
+        udp[4 + 9] = 17;
+        assert_eq!(check(&udp).err(), Some(DropReason::Malformed));
+        let mut zero = frame.clone();
+        zero[2..4].copy_from_slice(&[0, 0]);
+        assert_eq!(check(&zero).err(), Some(DropReason::Malformed));
     }
 
     #[test]

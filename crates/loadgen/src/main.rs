@@ -41,7 +41,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use rgost_relay::{Addr, DecodeError, Host, Request, Response, Status, TunnelId, frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -104,6 +104,9 @@ struct Common {
     /// Runtime worker threads (default: half the CPUs, at least 1).
     #[arg(long)]
     threads: Option<usize>,
+    /// Speak TLS to the server (a `listener: tls`; its certificate is not verified).
+    #[arg(long)]
+    tls: bool,
     /// Bind client i to its own loopback source address 127.1.x.y (so the
     /// server's per-address connection limit and the ephemeral port range do
     /// not cap the client count). Only valid when the server is on loopback.
@@ -271,35 +274,82 @@ async fn connect_as(common: &Common, i: usize, host: &str, router_id: Option<Tun
         if common.spread_sources && common.server.ip().is_loopback() && common.server.is_ipv4() {
             socket.bind(SocketAddr::new(source_addr(i), 0))?;
         }
-        let mut stream = socket.connect(common.server).await?;
+        let stream = socket.connect(common.server).await?;
         stream.set_nodelay(true)?;
         let src = Addr { host: Host::Ipv4(Ipv4Addr::from(client_addr(i))), port: 0 };
         let mut out = Vec::new();
         Request::associate(None, src, host.as_bytes(), router_id).encode(&mut out);
-        stream.write_all(&out).await?;
-        let mut buf = Vec::with_capacity(256);
-        loop {
-            match Response::decode(&buf) {
-                Ok((response, used)) => {
-                    if response.status != Status::Ok {
-                        bail!("the server refused host {host}: {:?}", response.status);
-                    }
-                    return Ok((stream, buf.split_off(used)));
-                }
-                Err(DecodeError::Incomplete(_)) => {
-                    if stream.read_buf(&mut buf).await? == 0 {
-                        bail!("the server closed the connection of {host} during the handshake");
-                    }
-                }
-                Err(e) => bail!("bad response for {host}: {e}"),
-            }
+        if !common.tls {
+            let mut stream = stream;
+            let rest = associate(&mut stream, &out, host).await?;
+            return Ok((Stream::Tcp(stream), rest));
         }
+        let settings = rgost_config::TlsClientSettings::default();
+        let (config, name) = rgost_transport::tls::client_config(&settings, &common.server.to_string())
+            .map_err(|e| anyhow::anyhow!("TLS set-up: {e}"))?;
+        let mut stream = tokio_rustls::TlsConnector::from(config).connect(name, stream).await?;
+        let rest = associate(&mut stream, &out, host).await?;
+        Ok((Stream::Tls(Box::new(stream)), rest))
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, work).await.with_context(|| format!("handshake of {host} timed out"))?
 }
 
+/// Sends `request` and reads the response; returns the bytes read past it.
+async fn associate<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, request: &[u8], host: &str) -> Result<Vec<u8>> {
+    stream.write_all(request).await?;
+    stream.flush().await?;
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        match Response::decode(&buf) {
+            Ok((response, used)) => {
+                if response.status != Status::Ok {
+                    bail!("the server refused host {host}: {:?}", response.status);
+                }
+                return Ok(buf.split_off(used));
+            }
+            Err(DecodeError::Incomplete(_)) => {
+                if stream.read_buf(&mut buf).await? == 0 {
+                    bail!("the server closed the connection of {host} during the handshake");
+                }
+            }
+            Err(e) => bail!("bad response for {host}: {e}"),
+        }
+    }
+}
+
+/// A client's connection: plain TCP or TLS.
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+impl Stream {
+    fn split(self) -> (BoxRead, BoxWrite) {
+        match self {
+            Stream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Stream::Tls(s) => {
+                let (r, w) = tokio::io::split(*s);
+                (Box::new(r), Box::new(w))
+            }
+        }
+    }
+
+    fn into_tcp(self) -> Result<TcpStream> {
+        match self {
+            Stream::Tcp(s) => Ok(s),
+            Stream::Tls(_) => bail!("this mode runs over plain TCP only"),
+        }
+    }
+}
+
 /// A registered client: its stream and the bytes read past the handshake.
-type Client = (TcpStream, Vec<u8>);
+type Client = (Stream, Vec<u8>);
 
 /// Connects clients `range` with bounded concurrency, in order.
 async fn connect_many(common: &Arc<Common>, range: std::ops::Range<usize>) -> Result<Vec<Client>> {
@@ -385,7 +435,7 @@ struct Lane {
 /// until aborted; with `window > 0` keeps at most `window` packets to the
 /// peer in flight.
 async fn send_loop(
-    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut writer: BoxWrite,
     batch: Arc<Vec<u8>>,
     frames: u64,
     to_peer: u64,
@@ -418,12 +468,7 @@ async fn send_loop(
 
 /// Reads frames until aborted or the connection ends, counting packets and
 /// their bytes (IP packets, without the 2-byte frame headers).
-async fn recv_loop(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
-    initial: Vec<u8>,
-    lane: Option<Arc<Lane>>,
-    c: Arc<Counters>,
-) {
+async fn recv_loop(mut reader: BoxRead, initial: Vec<u8>, lane: Option<Arc<Lane>>, c: Arc<Counters>) {
     let mut buf = vec![0u8; 256 * 1024];
     let mut filled = initial.len().min(buf.len());
     buf[..filled].copy_from_slice(&initial[..filled]);
@@ -492,7 +537,7 @@ async fn flow(args: FlowArgs) -> Result<()> {
                 held.push(stream);
             } else {
                 // Keep the write half: dropping it would send a FIN.
-                let (reader, writer) = stream.into_split();
+                let (reader, writer) = stream.split();
                 held_writers.push(writer);
                 tasks.push(tokio::spawn(recv_loop(reader, initial, None, Arc::clone(&counters))));
             }
@@ -510,7 +555,7 @@ async fn flow(args: FlowArgs) -> Result<()> {
             let sport = 10_000 + (k % 16) as u16;
             frame::encode(&udp_packet(me, dst, sport, 9, args.payload), &mut batch);
         }
-        let (reader, writer) = stream.into_split();
+        let (reader, writer) = stream.split();
         // What this client receives comes from its peer: credit the peer's lane.
         tasks.push(tokio::spawn(recv_loop(reader, initial, Some(Arc::clone(&lanes[i ^ 1])), Arc::clone(&counters))));
         tasks.push(tokio::spawn(send_loop(
@@ -739,7 +784,7 @@ async fn churn(args: ChurnArgs) -> Result<()> {
     // The honest pair and the handshake prober run on a thread of their own,
     // so the load generator's own burst of connections does not delay them:
     // what is measured is the server.
-    let (s0, s1) = (s0.into_std()?, s1.into_std()?);
+    let (s0, s1) = (s0.into_tcp()?.into_std()?, s1.into_tcp()?.into_std()?);
     let honest = {
         let (probe, stop, common) = (Arc::clone(&probe), stop.clone(), Arc::clone(&common));
         let (rate, first_probe) = (args.rate, 2 + args.hosts);
@@ -860,7 +905,7 @@ async fn memory(args: MemoryArgs) -> Result<()> {
     let batch = Arc::new(batch);
     let mut peak = before;
     let Some((stream, _)) = sender.into_iter().next() else { bail!("the sender did not connect") };
-    let (_reader, mut writer) = stream.into_split();
+    let (_reader, mut writer) = stream.split();
     let written = Arc::new(AtomicU64::new(0));
     let feeder = {
         let written = Arc::clone(&written);

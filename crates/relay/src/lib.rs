@@ -8,6 +8,7 @@
 //! * [`feature`]: the TLV features carried by both.
 //! * [`frame`]: the `LEN(2) | PACKET` framing used after a successful ASSOCIATE.
 //! * [`ip`]: zero-copy IPv4/IPv6 header views (destination, flow key).
+//! * [`gso`]: super-packets between rgost peers: GSO frames, the handshake signals, segmentation.
 //!
 //! # Strict writer, lenient reader
 //!
@@ -33,6 +34,7 @@
 pub mod error;
 pub mod feature;
 pub mod frame;
+pub mod gso;
 pub mod handshake;
 pub mod ip;
 

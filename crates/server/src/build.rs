@@ -13,12 +13,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use rgost_config::{AutherConfig, Config, IngressConfig, RouterConfig, RouterService, defaults};
+use rgost_config::{
+    AutherConfig, Config, IngressConfig, LimiterConfig, RateLimit, RateLimiterConfig, RouterConfig, RouterService,
+    TrafficLimit, defaults,
+};
 use rgost_relay::TunnelId;
 use rgost_routing::{Ingress, Route, RouteTable};
-use rgost_sources::{AuthPlugin, Entry, IngressPlugin, PluginError, Reloader, RouterPlugin};
+use rgost_sources::{AuthPlugin, Entry, IngressPlugin, LimiterPlugin, LineFormat, PluginError, Reloader, RouterPlugin};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::Settings;
@@ -26,7 +28,10 @@ use crate::auth::{AuthResolver, Auther};
 use crate::events::{Event, Events};
 use crate::ingress::{IngressResolver, IngressSource};
 use crate::meters::{Meters, PluginStats};
+use crate::observe::Observer;
+use crate::ratelimit::RateLimiter;
 use crate::router::{RouteResolver, Router};
+use crate::shaping::{Rules, TrafficLimiter};
 
 /// Where the built settings report what they do: route changes from data
 /// sources as events, source reads and plugin lookups as counters.
@@ -45,7 +50,7 @@ pub enum BuildError {
     /// A plugin's configuration is unusable (bad URL, TLS files).
     #[error("{what} {name}: plugin: {source}")]
     Plugin {
-        /// "router", "ingress" or "auther".
+        /// "router", "ingress", "auther", "limiter" or "observer".
         what: &'static str,
         /// Its name.
         name: String,
@@ -95,7 +100,130 @@ pub async fn settings_with(
     {
         settings.auther = Some(built);
     }
+    attach_shapers(&mut settings, name, service, config, shutdown).await?;
     Ok(settings)
+}
+
+/// The limiters' data sources and plugins, and the observer.
+async fn attach_shapers(
+    settings: &mut Settings,
+    name: &str,
+    service: &RouterService,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Result<(), BuildError> {
+    let shaping = &service.shaping;
+    let limiter = |wanted: &Option<String>| config.limiters.iter().find(|l| Some(&l.name) == wanted.as_ref());
+    if let Some(limiter) = limiter(&shaping.limiter) {
+        settings.shaping.limiter = Some(build_limiter(limiter, name, shaping.limiter_refresh, shutdown).await?);
+    }
+    if let Some(limiter) = limiter(&shaping.service_limiter) {
+        settings.shaping.service_limiter = Some(build_limiter(limiter, name, shaping.limiter_refresh, shutdown).await?);
+    }
+    if let Some(limiter) = config.rlimiters.iter().find(|l| Some(&l.name) == shaping.rate_limiter.as_ref()) {
+        settings.shaping.rate_limiter = Some(build_rate_limiter(limiter, shutdown).await);
+    }
+    if let Some(observer) = config.observers.iter().find(|o| Some(&o.name) == shaping.observer.as_ref()) {
+        let built = Observer::new(observer, shaping.observe.period, shaping.observe.reset_traffic)
+            .map_err(|source| BuildError::Plugin { what: "observer", name: observer.name.clone(), source })?;
+        settings.shaping.observer = Some(Arc::new(built));
+    }
+    Ok(())
+}
+
+/// A traffic limiter: its inline lines and data sources, reloaded; or its
+/// plugin, asked again about connected clients every `refresh`.
+async fn build_limiter(
+    config: &LimiterConfig,
+    service: &str,
+    refresh: Duration,
+    shutdown: &CancellationToken,
+) -> Result<Arc<TrafficLimiter>, BuildError> {
+    if let Some(plugin) = &config.plugin {
+        let plugin = LimiterPlugin::new(plugin).map_err(|source| BuildError::Plugin {
+            what: "limiter",
+            name: config.name.clone(),
+            source,
+        })?;
+        let limiter = Arc::new(TrafficLimiter::plugin(&config.name, plugin, service));
+        tokio::spawn(Arc::clone(&limiter).refresh(refresh, shutdown.clone()));
+        return Ok(limiter);
+    }
+    if config.sources.is_empty() {
+        return Ok(Arc::new(TrafficLimiter::new(&config.name, Rules::new(&config.limits))));
+    }
+    let inline = config.limits.iter().map(|l| split_line(&l.line())).collect();
+    let label = format!("limiter {}", config.name);
+    let valid = |(scope, rates): &Entry| TrafficLimit::parse(&format!("{scope} {rates}")).is_ok();
+    let (initial, reloader) = load_lines(&label, config.sources.clone(), inline, valid).await;
+    let limiter = Arc::new(TrafficLimiter::new(&config.name, Rules::new(&traffic_lines(&label, &initial))));
+    let target = Arc::clone(&limiter);
+    reloader.spawn(move |entries| target.replace(Rules::new(&traffic_lines(&label, &entries))), shutdown.clone());
+    Ok(limiter)
+}
+
+/// A rate limiter: its inline lines and data sources, reloaded.
+async fn build_rate_limiter(config: &RateLimiterConfig, shutdown: &CancellationToken) -> Arc<RateLimiter> {
+    if config.sources.is_empty() {
+        return Arc::new(RateLimiter::new(&config.name, &config.limits));
+    }
+    let inline = config.limits.iter().map(|l| split_line(&l.to_string())).collect();
+    let label = format!("rlimiter {}", config.name);
+    let valid = |(scope, rate): &Entry| RateLimit::parse(&format!("{scope} {rate}")).is_ok();
+    let (initial, reloader) = load_lines(&label, config.sources.clone(), inline, valid).await;
+    let limiter = Arc::new(RateLimiter::new(&config.name, &rate_lines(&label, &initial)));
+    let target = Arc::clone(&limiter);
+    reloader.spawn(move |entries| target.replace(&rate_lines(&label, &entries)), shutdown.clone());
+    limiter
+}
+
+/// `SCOPE REST` as an entry.
+fn split_line(line: &str) -> Entry {
+    let (scope, rest) = line.split_once(' ').unwrap_or((line, ""));
+    (scope.to_owned(), rest.to_owned())
+}
+
+/// Limit lines from sources; a line that does not parse is skipped.
+fn traffic_lines(label: &str, entries: &[Entry]) -> Vec<TrafficLimit> {
+    entries
+        .iter()
+        .filter_map(|(scope, rates)| match TrafficLimit::parse(&format!("{scope} {rates}")) {
+            Ok(line) => Some(line),
+            Err(e) => {
+                tracing::warn!("{label}: skipping limit {scope:?} {rates:?}: {e}");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Rate limit lines from sources; a line that does not parse is skipped.
+fn rate_lines(label: &str, entries: &[Entry]) -> Vec<RateLimit> {
+    entries
+        .iter()
+        .filter_map(|(scope, rate)| match RateLimit::parse(&format!("{scope} {rate}")) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::warn!("{label}: skipping limit {scope:?} {rate:?}: {e}");
+                None
+            }
+        })
+        .collect()
+}
+
+/// As [`load`], for sources whose lines are limit lines (`SCOPE VALUE...`).
+async fn load_lines(
+    label: &str,
+    sources: rgost_config::Sources,
+    inline: Vec<Entry>,
+    valid: impl Fn(&Entry) -> bool + Send + Sync + 'static,
+) -> (Vec<Entry>, Reloader) {
+    let mut reloader = Reloader::new(label, sources, inline).with_validity(valid).with_format(LineFormat::Keyed);
+    let initial = reloader.load_initial().await;
+    for error in &initial.errors {
+        tracing::warn!("{label}: data source failed at start, its entries are missing until it works: {error}");
+    }
+    (initial.entries, reloader)
 }
 
 async fn build_router(

@@ -21,6 +21,7 @@ use crate::handshake::{self, Associate, Refusal};
 use crate::queue::{Budget, Queue};
 use crate::reaper::Reaper;
 use crate::router::Router;
+use crate::shaping::{self, Dir, Pacer, Who};
 use crate::stats::{ConnStats, DropCounts, DropReason, Totals};
 use crate::{Peer, Server};
 
@@ -34,8 +35,8 @@ struct Established {
     writer: WriteHalf,
     frames: FrameReader,
     span: tracing::Span,
+    who: Arc<Who>,
     connector: TunnelId,
-    remote: SocketAddr,
 }
 
 impl Server {
@@ -100,17 +101,27 @@ impl Server {
                 return None;
             }
         };
-        let Associate { host, router_id, src } = associate;
+        let Associate { host, router_id, src, gso } = associate;
+        let who = Arc::new(Who { host: Arc::from(host.as_str()), router: router_id, remote });
+        // A limiter plugin is asked before the reply, so that the client's
+        // first packets are already paced.
+        if let Some(limiter) = &settings.shaping.limiter {
+            let _ = tokio::time::timeout_at(deadline, limiter.prepare(&who)).await;
+        }
         // Frames that came with the request; the request's buffer goes now,
         // not at the end of the connection.
         let frames = FrameReader::with_initial(buf.get(used..).unwrap_or_default());
         drop(buf);
 
-        let connector = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
+        let mut connector = TunnelId::from_uuid(*uuid::Uuid::new_v4().as_bytes());
+        if gso {
+            // Granted only to a client that asked: others get today's bytes.
+            connector.reserved[0] |= rgost_relay::gso::RESERVED_GSO;
+        }
         // Ends the connection: its reader, its writer, or anyone closing it.
         let done = shutdown.child_token();
         let mut built = None;
-        let reg = self.fabric.register(router_id, Arc::from(host.as_str()), |_, existing: Option<&Peer>| {
+        let reg = self.fabric.register(router_id, Arc::clone(&who.host), |_, existing: Option<&Peer>| {
             // A host's connections share one budget.
             let host_budget = existing
                 .map(|p| Arc::clone(p.queue.host_budget()))
@@ -121,6 +132,7 @@ impl Server {
                 remote,
                 connector,
                 done: done.clone(),
+                gso,
             };
             built = Some(peer.clone());
             peer
@@ -132,7 +144,10 @@ impl Server {
             return None;
         };
         self.stats.accepted();
-        self.log_registration(&settings, &reg, &span, src.as_deref(), connector);
+        if settings.shaping.observer.is_some() {
+            self.ledger.connected((router_id, Arc::clone(&reg.host)));
+        }
+        self.log_registration(&settings, &reg, &span, src.as_deref(), connector, gso);
         self.announce_up(&settings.service, &reg, connector, remote);
         drop(settings);
 
@@ -149,7 +164,7 @@ impl Server {
             queue.close();
             return None;
         }
-        Some(Established { reg, queue, stats, done, reader, writer, frames, span, connector, remote })
+        Some(Established { reg, queue, stats, done, reader, writer, frames, span, who, connector })
     }
 
     /// GOST's order of checks after the version: authentication, command,
@@ -192,12 +207,14 @@ impl Server {
         span: &tracing::Span,
         src: Option<&str>,
         connector: TunnelId,
+        gso: bool,
     ) {
         let router = settings.router_for(&reg.namespace.id());
         tracing::info!(
             parent: span,
             src = src.unwrap_or("-"),
             %connector,
+            gso,
             router_name = router.map_or("(none)", |(name, _, _)| name),
             "connected"
         );
@@ -225,10 +242,11 @@ impl Server {
     }
 
     async fn relay(self: Arc<Self>, established: Established, shutdown: CancellationToken) {
-        let Established { reg, queue, stats, done, mut reader, writer, frames, connector, remote, .. } = established;
-        spawn_writer(writer, Arc::clone(&queue), Arc::clone(&stats), done.clone(), self.reaper.clone(), shutdown);
+        let Established { reg, queue, stats, done, mut reader, writer, frames, who, connector, .. } = established;
+        let pace = (Arc::clone(&self), Arc::clone(&who));
+        spawn_writer(writer, Arc::clone(&queue), Arc::clone(&stats), done.clone(), self.reaper.clone(), shutdown, pace);
         let result = tokio::select! {
-            r = self.read_frames(&reg, &stats, &mut reader, frames) => r,
+            r = self.read_frames(&reg, &stats, &mut reader, frames, &who) => r,
             () = done.cancelled() => Ok(()),
         };
         // The rest happens on the teardown thread, so that thousands of
@@ -241,17 +259,21 @@ impl Server {
         self.reaper.run(move || {
             let _entered = span.enter();
             let unregistered = server.fabric.unregister(&reg);
-            server.announce_down(&reg, connector, remote, unregistered.host_gone);
+            server.announce_down(&reg, connector, who.remote, unregistered.host_gone);
             queue.close();
             done.cancel();
             drop(reader);
             let totals = stats.totals();
             server.stats.retire(reg.namespace.id(), &totals);
+            if server.settings().shaping.observer.is_some() {
+                server.ledger.closed((reg.namespace.id(), Arc::clone(&reg.host)), &totals, result.is_err());
+            }
             let secs = stats.started.elapsed().as_secs_f64();
             let error = result.err().map(|e| e.to_string());
             tracing::info!(
                 duration_s = format_args!("{secs:.1}"),
                 packets_in = totals.packets_in,
+                gso_frames_in = totals.gso_in,
                 bytes_in = totals.bytes_in,
                 packets_out = totals.packets_out,
                 bytes_out = totals.bytes_out,
@@ -271,18 +293,22 @@ impl Server {
         stats: &ConnStats,
         reader: &mut ReadHalf,
         mut frames: FrameReader,
+        who: &Who,
     ) -> std::io::Result<()> {
         let mut cache = ReaderCache::default();
+        // The buckets that pace what this connection sends, if any.
+        let mut pacer = Pacer::new();
         let mut deliveries = Deliveries::default();
         let mut notes = DropNotes::default();
         // When the unfinished frame at the end of the buffer began.
         let mut partial_since: Option<Instant> = None;
         loop {
-            let (mut read, mut read_bytes) = (0u64, 0u64);
+            let (mut read, mut read_bytes, mut gso_frames) = (0u64, 0u64, 0u64);
             let buffer_size = frames.buffer_size();
             let packets = std::iter::from_fn(|| frames.next_packet()).inspect(|p| {
                 read += 1;
                 read_bytes += p.len() as u64;
+                gso_frames += u64::from(p.first() == Some(&rgost_relay::gso::GSO_FRAME));
             });
             let batch = self.forward(
                 &reg.namespace,
@@ -292,7 +318,7 @@ impl Server {
                 &mut deliveries,
                 &mut notes,
             );
-            stats.batch((read, read_bytes), batch.forwarded, &batch.drops);
+            stats.batch((read, read_bytes, gso_frames), batch.forwarded, &batch.drops);
             stats.plugin_cache_hits(cache.take_hits());
             notes.add(&batch.drops, &self.drop_log, reg.namespace.id());
             let (full, got) = (batch.full, read > 0);
@@ -309,6 +335,20 @@ impl Server {
                 (true, false, Some(since)) => Some(since),
                 (true, _, _) => Some(Instant::now()),
             };
+            // Input limits: read no faster than the buckets allow, so TCP
+            // slows the client down and nothing is dropped.
+            if pacer.stale() {
+                self.repace(&mut pacer, who, Dir::In);
+            }
+            if pacer.is_paced() && read_bytes > 0 {
+                let wait = pacer.take(read_bytes);
+                if !wait.is_zero() {
+                    // Boxed: most connections never wait, and a timer is large.
+                    Box::pin(tokio::time::sleep(wait)).await;
+                    // The wait is the server's doing, not the client's.
+                    partial_since = partial_since.map(|_| Instant::now());
+                }
+            }
             let more = match partial_since {
                 None => frames.fill(reader).await?,
                 Some(since) => {
@@ -396,21 +436,27 @@ impl Server {
         }
         let copy = delivered * 2 < buffer_size;
         let mut out = Batch { drops, ..Batch::default() };
+        // Consecutive packets for one connection are queued together.
+        let mut run = std::mem::take(&mut deliveries.run);
+        let mut run_peer: Option<&Peer> = None;
         for (peer, packet) in batch.drain(..) {
-            let packet = if copy { Bytes::copy_from_slice(&packet) } else { packet };
-            let len = packet.len() as u64;
-            match peer.queue.push(packet) {
-                Ok(()) => {
-                    out.forwarded.0 += 1;
-                    out.forwarded.1 += len;
-                }
-                Err(reason) => {
-                    out.full |= reason == DropReason::QueueFull;
-                    out.drops.add(reason);
-                    peer.stats.dropped_to();
-                }
+            if let Some(previous) = run_peer
+                && !std::ptr::eq(previous, peer)
+            {
+                out.queue(previous, &mut run);
             }
+            run_peer = Some(peer);
+            if !peer.gso && packet.first() == Some(&rgost_relay::gso::GSO_FRAME) {
+                // A super-packet for a peer that takes only ordinary packets.
+                run.extend(segments(&packet));
+                continue;
+            }
+            run.push(if copy { Bytes::copy_from_slice(&packet) } else { packet });
         }
+        if let Some(peer) = run_peer {
+            out.queue(peer, &mut run);
+        }
+        deliveries.run = run;
         deliveries.put(batch);
         out
     }
@@ -452,12 +498,16 @@ impl Server {
 /// The deliveries of one batch, kept between batches so that routing a
 /// batch allocates nothing.
 #[derive(Debug, Default)]
-struct Deliveries(Vec<(&'static Peer, Bytes)>);
+struct Deliveries {
+    list: Vec<(&'static Peer, Bytes)>,
+    /// The packets of a run for one connection.
+    run: Vec<Bytes>,
+}
 
 impl Deliveries {
     /// The (empty) list, for references that live as long as one batch.
     fn take<'a>(&mut self) -> Vec<(&'a Peer, Bytes)> {
-        std::mem::take(&mut self.0)
+        std::mem::take(&mut self.list)
     }
 
     /// Gives the list back; what is left in it is dropped.
@@ -466,7 +516,7 @@ impl Deliveries {
         // no element survives, so the borrowed references go with the batch.
         #[allow(clippy::unnecessary_filter_map)]
         let empty = batch.into_iter().filter_map(|_| None).collect();
-        self.0 = empty;
+        self.list = empty;
     }
 }
 
@@ -481,6 +531,34 @@ struct Batch {
     full: bool,
 }
 
+impl Batch {
+    /// Queues the packets of `run` on `peer`, counting what happens.
+    fn queue(&mut self, peer: &Peer, run: &mut Vec<Bytes>) {
+        let pushed = peer.queue.push_many(run);
+        self.forwarded.0 += pushed.packets;
+        self.forwarded.1 += pushed.bytes;
+        if let (n, Some(reason)) = pushed.dropped {
+            self.full |= reason == DropReason::QueueFull;
+            self.drops.add_n(reason, n);
+            peer.stats.dropped_to(n);
+        }
+    }
+}
+
+/// The ordinary packets a GSO frame stands for, in one allocation (the core
+/// checked the frame: it always segments).
+fn segments(frame: &Bytes) -> Vec<Bytes> {
+    let rgost_relay::gso::Payload::Gso(gso) = rgost_relay::gso::classify(frame) else { return Vec::new() };
+    let Ok(super_packet) = rgost_relay::gso::SuperPacket::new_checked(gso.packet, gso.gso_size) else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::with_capacity(frame.len() + super_packet.segments() * super_packet.header_len());
+    let mut lens = Vec::with_capacity(super_packet.segments());
+    super_packet.segment(&mut bytes, |len| lens.push(len));
+    let mut bytes = Bytes::from(bytes);
+    lens.into_iter().map(|len| bytes.split_to(len)).collect()
+}
+
 /// Starts the writer task. Not inlined into the async caller: a future
 /// built there would take room in the caller's state for the connection's
 /// whole life.
@@ -491,10 +569,11 @@ fn spawn_writer(
     done: CancellationToken,
     reaper: Reaper,
     shutdown: CancellationToken,
+    (server, who): (Arc<Server>, Arc<Who>),
 ) {
     tokio::spawn(
         async move {
-            let mut writer = write_queue(writer, queue, &stats, done).await;
+            let mut writer = write_queue(writer, queue, &stats, done, server, who).await;
             if shutdown.is_cancelled() {
                 // The server stops: end the stream properly (a TLS
                 // close_notify), within a bound, as the peer may have stopped reading.
@@ -515,19 +594,38 @@ async fn write_queue(
     queue: Arc<Queue>,
     stats: &ConnStats,
     done: CancellationToken,
+    server: Arc<Server>,
+    who: Arc<Who>,
 ) -> WriteHalf {
     let mut out = FrameWriter::default();
     let mut batch = VecDeque::new();
+    // The buckets that pace what this connection receives, if any.
+    let mut pacer = Pacer::new();
     loop {
         let charge = tokio::select! {
             charge = queue.take(&mut batch) => charge,
             () = done.cancelled() => None,
         };
         let Some(charge) = charge else { break };
+        let repace = |pacer: &mut Pacer| {
+            server.repace(pacer, &who, Dir::Out);
+            queue.set_paced(pacer.is_paced());
+        };
+        if pacer.stale() {
+            repace(&mut pacer);
+        }
         let (packets, bytes) = (batch.len() as u64, batch.iter().map(|p| p.len() as u64).sum());
-        let written = tokio::select! {
-            written = out.write_all(&mut writer, batch.make_contiguous()) => written,
-            () = done.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+        let written = if pacer.is_paced() {
+            let packets = batch.make_contiguous();
+            tokio::select! {
+                written = shaping::write_paced(&mut out, &mut writer, packets, &mut pacer, &repace) => written,
+                () = done.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+            }
+        } else {
+            tokio::select! {
+                written = out.write_all(&mut writer, batch.make_contiguous()) => written,
+                () = done.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+            }
         };
         batch.clear();
         queue.written(charge);

@@ -59,6 +59,8 @@ pub struct Associate {
     pub router_id: TunnelId,
     /// The source address it reported (for logs).
     pub src: Option<String>,
+    /// Whether the client asked for GSO frames (an rgost client with offload).
+    pub gso: bool,
 }
 
 /// Why a request is refused: the status to answer, and a reason for the log.
@@ -93,7 +95,10 @@ pub fn associate(request: &Request) -> Result<Associate, Refusal> {
         Host::Ipv6(ip) => format!("[{ip}]:{}", a.port),
         Host::Domain(name) => format!("{}:{}", String::from_utf8_lossy(name), a.port),
     });
-    Ok(Associate { host, router_id: info.router_id, src })
+    // rgost's request for GSO frames: the source named `ADDR/gso` (see rgost_relay::gso).
+    let gso = matches!(info.src.map(|a| &a.host),
+        Some(Host::Domain(name)) if name.ends_with(rgost_relay::gso::ADVERTISE_SUFFIX.as_bytes()));
+    Ok(Associate { host, router_id: info.router_id, src, gso })
 }
 
 /// GOST's step 4: the ingress rule's endpoint for the host (`None`: no rule,

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod bucket;
 pub mod build;
 pub mod conn;
 pub mod control;
@@ -18,10 +19,13 @@ pub mod handshake;
 pub mod ingress;
 pub mod limits;
 pub mod meters;
+pub mod observe;
 pub mod queue;
+pub mod ratelimit;
 pub mod reaper;
 pub mod router;
 pub mod service;
+pub mod shaping;
 pub mod stats;
 pub mod status;
 
@@ -89,6 +93,44 @@ pub struct Settings {
     pub max_connections: usize,
     /// Connections at once from one source address; more are closed at accept (fixed at start).
     pub max_connections_per_ip: usize,
+    /// Traffic limits, rate limits and the observer.
+    pub shaping: Shapers,
+}
+
+/// What limits a router service's clients and what hears about them: all
+/// optional.
+#[derive(Debug, Default)]
+pub struct Shapers {
+    /// The handler's `limiter`: paces each client.
+    pub limiter: Option<Arc<shaping::TrafficLimiter>>,
+    /// The service's `limiter` (GOST's listener limiter): paces each connection.
+    pub service_limiter: Option<Arc<shaping::TrafficLimiter>>,
+    /// The service's `rlimiter`: new connections per second, checked at accept.
+    pub rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
+    /// The handler's `observer`: gets each client's stats every period.
+    pub observer: Option<Arc<observe::Observer>>,
+}
+
+impl Shapers {
+    /// The limiters of `service` from the config's inline lines. Plugins,
+    /// data sources and the observer are attached by [`build::settings`].
+    pub fn from_config(service: &RouterService, config: &Config) -> Shapers {
+        let traffic = |name: &Option<String>| {
+            let limiter = config.limiters.iter().find(|l| Some(&l.name) == name.as_ref())?;
+            Some(Arc::new(shaping::TrafficLimiter::new(&limiter.name, shaping::Rules::new(&limiter.limits))))
+        };
+        let rate_limiter = config
+            .rlimiters
+            .iter()
+            .find(|l| Some(&l.name) == service.shaping.rate_limiter.as_ref())
+            .map(|l| Arc::new(ratelimit::RateLimiter::new(&l.name, &l.limits)));
+        Shapers {
+            limiter: traffic(&service.shaping.limiter),
+            service_limiter: traffic(&service.shaping.service_limiter),
+            rate_limiter,
+            observer: None,
+        }
+    }
 }
 
 impl Settings {
@@ -147,6 +189,7 @@ impl Settings {
             max_request: service.limits.max_handshake_bytes,
             max_connections: service.limits.max_connections,
             max_connections_per_ip: service.limits.max_connections_per_ip,
+            shaping: Shapers::from_config(service, config),
         }
     }
 
@@ -206,6 +249,8 @@ pub struct Peer {
     pub connector: TunnelId,
     /// Cancelling it closes the connection.
     pub done: CancellationToken,
+    /// Whether it takes GSO frames (super-packets); others get them cut into packets.
+    pub gso: bool,
 }
 
 /// A running router service's shared state.
@@ -220,6 +265,7 @@ pub struct Server {
     drop_log: droplog::DropLog,
     hooks: build::Hooks,
     started: SystemTime,
+    ledger: observe::Ledger,
 }
 
 impl Server {
@@ -242,6 +288,7 @@ impl Server {
             drop_log: droplog::DropLog::default(),
             hooks,
             started: SystemTime::now(),
+            ledger: observe::Ledger::default(),
         })
     }
 
@@ -270,6 +317,8 @@ impl Server {
     /// connection limits and the service's byte budget stay as they were.
     pub fn reload(&self, settings: Settings) {
         self.live.store(Arc::new(Live::new(settings)));
+        // The limiters are new: every connection chooses its buckets again.
+        shaping::limits_changed();
     }
 
     /// The handshake counters and those of closed connections.
@@ -311,6 +360,7 @@ impl Server {
     pub async fn serve(self: Arc<Self>, listener: Listener, shutdown: CancellationToken) {
         let tasks = tokio_util::task::TaskTracker::new();
         tasks.spawn(Arc::clone(&self).summarize_drops(shutdown.clone()));
+        tasks.spawn(Arc::clone(&self).observe(shutdown.clone()));
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -318,6 +368,14 @@ impl Server {
             };
             match accepted {
                 Ok(incoming) => {
+                    // Over the new-connection rate: close at once, before
+                    // anything is read or allocated for it.
+                    if !self.admit(incoming.peer.ip()) {
+                        self.stats.refused(None);
+                        self.stats.rate_limited();
+                        tracing::debug!(remote = %incoming.peer, "connection rate limit reached, closing");
+                        continue;
+                    }
                     // Over a limit: close at once, before any allocation for it.
                     let Some(slot) = self.limits.acquire(incoming.peer.ip()) else {
                         self.stats.refused(None);
@@ -345,6 +403,89 @@ impl Server {
 }
 
 impl Server {
+    /// Whether the service's rate limiter admits a new connection from `ip`.
+    fn admit(&self, ip: std::net::IpAddr) -> bool {
+        self.live.load().settings.shaping.rate_limiter.as_ref().is_none_or(|limiter| limiter.allow(ip))
+    }
+
+    /// Chooses the buckets that pace `who` in direction `dir` now.
+    pub(crate) fn repace(&self, pacer: &mut shaping::Pacer, who: &shaping::Who, dir: shaping::Dir) {
+        // The generation first: a change after it moves it again, and the
+        // next batch chooses again.
+        let epoch = shaping::epoch();
+        let live = self.live.load();
+        let shapers = &live.settings.shaping;
+        let mut buckets = Vec::new();
+        if let Some(limiter) = &shapers.limiter {
+            buckets.extend(limiter.buckets(who, shaping::Mode::Client, dir));
+        }
+        if let Some(limiter) = &shapers.service_limiter {
+            buckets.extend(limiter.buckets(who, shaping::Mode::Conn, dir));
+        }
+        pacer.set(epoch, buckets);
+    }
+
+    /// Posts each client's stats to the observer every period (the
+    /// observer and its period may change with a reload). Events that could
+    /// not be posted are posted again before new ones are collected, as in
+    /// GOST.
+    async fn observe(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut pending: Vec<rgost_sources::ObserverEvent> = Vec::new();
+        let mut failing = false;
+        loop {
+            let period = self.settings().shaping.observer.as_ref().map_or(Duration::from_secs(1), |o| o.period);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(period) => {}
+            }
+            let settings = self.settings();
+            let Some(observer) = settings.shaping.observer.clone() else {
+                pending.clear();
+                continue;
+            };
+            if pending.is_empty() {
+                pending = self.ledger.events(&settings.service, &self.open_by_client(), observer.reset_traffic);
+            }
+            drop(settings);
+            if pending.is_empty() {
+                continue;
+            }
+            let posted = tokio::select! {
+                () = shutdown.cancelled() => return,
+                posted = observer.plugin.observe(&pending) => posted,
+            };
+            match posted {
+                Ok(()) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!(observer = %observer.name, "observer works again");
+                    }
+                    pending.clear();
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(observer = %observer.name, events = pending.len(), "observer failed, retrying: {e}");
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Every client's open connections now: how many, bytes in and out.
+    fn open_by_client(&self) -> HashMap<observe::Client, observe::Open> {
+        let mut open: HashMap<observe::Client, observe::Open> = HashMap::new();
+        for namespace in self.fabric.namespaces() {
+            let id = namespace.id();
+            namespace.for_each_connection(|host, _, peer| {
+                let totals = peer.stats.totals();
+                let entry = open.entry((id, Arc::clone(host))).or_default();
+                entry.conns += 1;
+                entry.bytes_in += totals.bytes_in;
+                entry.bytes_out += totals.bytes_out;
+            });
+        }
+        open
+    }
+
     /// Logs the packets dropped in each minute that had any, by reason.
     async fn summarize_drops(self: Arc<Self>, shutdown: CancellationToken) {
         let mut last = self.totals();

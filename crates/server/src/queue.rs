@@ -12,7 +12,7 @@
 //! everything queued in one go and writes it out.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -69,6 +69,17 @@ pub struct QueueLimits {
     pub bytes: usize,
 }
 
+/// What [`Queue::push_many`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    /// Packets queued.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Packets not queued, and why (the first bound they met).
+    pub dropped: (u64, Option<DropReason>),
+}
+
 /// One connection's outgoing queue.
 #[derive(Debug)]
 pub struct Queue {
@@ -77,6 +88,9 @@ pub struct Queue {
     limits: QueueLimits,
     host: Arc<Budget>,
     server: Arc<Budget>,
+    /// Whether the writer paces its output (a traffic limit): a full queue
+    /// then means the limit, not a slow reader.
+    paced: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -90,7 +104,13 @@ struct State {
 impl Queue {
     /// An empty queue charging `host` and `server` besides its own bounds.
     pub fn new(limits: QueueLimits, host: Arc<Budget>, server: Arc<Budget>) -> Queue {
-        Queue { state: Mutex::default(), ready: Notify::new(), limits, host, server }
+        Queue { state: Mutex::default(), ready: Notify::new(), limits, host, server, paced: AtomicBool::new(false) }
+    }
+
+    /// Says whether the writer paces this queue's output: packets that do
+    /// not fit are then dropped as [`DropReason::RateLimited`].
+    pub fn set_paced(&self, paced: bool) {
+        self.paced.store(paced, Ordering::Relaxed);
     }
 
     /// The host budget this queue charges (shared with the host's other connections).
@@ -98,31 +118,85 @@ impl Queue {
         &self.host
     }
 
-    /// Queues `packet`, or says why it cannot be.
-    pub fn push(&self, packet: Bytes) -> Result<(), DropReason> {
-        let charge = packet.len() + PACKET_OVERHEAD;
+    /// Queues the packets of `run` in order, as many as every bound allows,
+    /// with one lock and one charge of each shared budget (a run of packets
+    /// for one connection is the common case: a read batch of one flow).
+    /// Empties `run`; returns what was queued (packets, bytes) and what was
+    /// not (how many, and why).
+    pub fn push_many(&self, run: &mut Vec<Bytes>) -> Pushed {
+        let mut pushed = Pushed::default();
+        if run.is_empty() {
+            return pushed;
+        }
         let mut state = self.lock();
         if state.closed {
-            return Err(DropReason::Closed);
+            pushed.dropped = (run.len() as u64, Some(DropReason::Closed));
+            run.clear();
+            return pushed;
         }
-        if state.packets.len() >= self.limits.packets || state.charged + charge > self.limits.bytes {
-            return Err(DropReason::QueueFull);
+        // How many fit this connection's own bounds.
+        let (mut fit, mut charge) = (0, 0);
+        for packet in run.iter() {
+            let c = packet.len() + PACKET_OVERHEAD;
+            if state.packets.len() + fit >= self.limits.packets || state.charged + charge + c > self.limits.bytes {
+                // Read only here, when packets are dropped anyway: a paced
+                // writer's queue is full because of its limit.
+                let paced = self.paced.load(Ordering::Relaxed);
+                pushed.dropped.1 = Some(if paced { DropReason::RateLimited } else { DropReason::QueueFull });
+                break;
+            }
+            fit += 1;
+            charge += c;
         }
-        if !self.host.try_charge(charge) {
-            return Err(DropReason::HostBudget);
-        }
-        if !self.server.try_charge(charge) {
-            self.host.release(charge);
-            return Err(DropReason::ServerBudget);
-        }
-        state.charged += charge;
+        // Then the shared budgets, all at once, or packet by packet when short.
+        let taken = if self.host.try_charge(charge) {
+            if self.server.try_charge(charge) {
+                fit
+            } else {
+                self.host.release(charge);
+                pushed.dropped.1 = Some(DropReason::ServerBudget);
+                self.charge_each(run, fit)
+            }
+        } else {
+            pushed.dropped.1 = Some(DropReason::HostBudget);
+            self.charge_each(run, fit)
+        };
         let was_empty = state.packets.is_empty();
-        state.packets.push_back(packet);
+        for packet in run.drain(..taken) {
+            let c = packet.len() + PACKET_OVERHEAD;
+            state.charged += c;
+            pushed.packets += 1;
+            pushed.bytes += packet.len() as u64;
+            state.packets.push_back(packet);
+        }
         drop(state);
-        if was_empty {
+        pushed.dropped.0 = run.len() as u64;
+        if pushed.dropped.0 == 0 {
+            pushed.dropped.1 = None;
+        }
+        run.clear();
+        if was_empty && pushed.packets > 0 {
             self.ready.notify_one();
         }
-        Ok(())
+        pushed
+    }
+
+    /// Charges the first packets of `run` (at most `fit`) one by one against
+    /// the shared budgets; how many were charged.
+    fn charge_each(&self, run: &[Bytes], fit: usize) -> usize {
+        let mut taken = 0;
+        for packet in run.iter().take(fit) {
+            let c = packet.len() + PACKET_OVERHEAD;
+            if !self.host.try_charge(c) {
+                break;
+            }
+            if !self.server.try_charge(c) {
+                self.host.release(c);
+                break;
+            }
+            taken += 1;
+        }
+        taken
     }
 
     /// Waits until packets are queued, then moves them all into `batch`
@@ -191,6 +265,16 @@ mod tests {
         Bytes::from(vec![0u8; len])
     }
 
+    impl Queue {
+        /// One packet through [`Queue::push_many`].
+        fn push(&self, packet: Bytes) -> Result<(), DropReason> {
+            match self.push_many(&mut vec![packet]).dropped {
+                (0, _) => Ok(()),
+                (_, reason) => Err(reason.unwrap_or(DropReason::Closed)),
+            }
+        }
+    }
+
     fn queue(packets: usize, bytes: usize, host: &Arc<Budget>, server: &Arc<Budget>) -> Queue {
         Queue::new(QueueLimits { packets, bytes }, Arc::clone(host), Arc::clone(server))
     }
@@ -216,10 +300,39 @@ mod tests {
         q.push(packet(10)).unwrap();
         q.push(packet(10)).unwrap();
         assert_eq!(q.push(packet(10)), Err(DropReason::QueueFull), "packets");
+        q.set_paced(true);
+        assert_eq!(q.push(packet(10)), Err(DropReason::RateLimited), "full because the writer is paced");
+        q.set_paced(false);
         q.close();
         assert_eq!(q.push(packet(10)), Err(DropReason::Closed));
         assert_eq!((host.used(), server.used()), (0, 0), "closing releases what was queued");
         assert_eq!(q.take(&mut VecDeque::new()).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_run_is_queued_as_far_as_every_bound_allows() {
+        let host = Arc::new(Budget::new(4 * 1064));
+        let server = Arc::new(Budget::new(100 * 1064));
+        let q = queue(100, 3 * 1064, &host, &server);
+        let mut run: Vec<Bytes> = (0..5).map(|_| packet(1000)).collect();
+        let pushed = q.push_many(&mut run);
+        assert_eq!(pushed, Pushed { packets: 3, bytes: 3000, dropped: (2, Some(DropReason::QueueFull)) });
+        assert!(run.is_empty());
+        // The host budget is shorter than this queue's room: charged one by one.
+        let other = queue(100, 1 << 20, &host, &server);
+        let mut run: Vec<Bytes> = (0..3).map(|_| packet(1000)).collect();
+        assert_eq!(
+            other.push_many(&mut run),
+            Pushed { packets: 1, bytes: 1000, dropped: (2, Some(DropReason::HostBudget)) }
+        );
+        assert_eq!(host.used(), 4 * 1064);
+        let mut batch = VecDeque::new();
+        let charge = q.take(&mut batch).await.unwrap();
+        assert_eq!(batch.len(), 3);
+        q.written(charge);
+        q.close();
+        let mut run = vec![packet(10)];
+        assert_eq!(q.push_many(&mut run).dropped, (1, Some(DropReason::Closed)));
     }
 
     #[test]

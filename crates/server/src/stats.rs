@@ -25,6 +25,8 @@ pub struct ConnStats {
     pub started: Instant,
     packets_in: AtomicU64,
     bytes_in: AtomicU64,
+    /// Of the packets in: GSO frames (super-packets of rgost peers).
+    gso_in: AtomicU64,
     packets_forwarded: AtomicU64,
     bytes_forwarded: AtomicU64,
     packets_out: AtomicU64,
@@ -44,6 +46,7 @@ impl Default for ConnStats {
             started: Instant::now(),
             packets_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
+            gso_in: AtomicU64::new(0),
             packets_forwarded: AtomicU64::new(0),
             bytes_forwarded: AtomicU64::new(0),
             packets_out: AtomicU64::new(0),
@@ -66,10 +69,12 @@ fn get(counter: &AtomicU64) -> u64 {
 }
 
 impl ConnStats {
-    /// Counts one batch read from the connection and what became of it.
-    pub fn batch(&self, read: (u64, u64), forwarded: (u64, u64), drops: &DropCounts) {
+    /// Counts one batch read from the connection (packets, bytes, GSO
+    /// frames among them) and what became of it.
+    pub fn batch(&self, read: (u64, u64, u64), forwarded: (u64, u64), drops: &DropCounts) {
         add(&self.packets_in, read.0);
         add(&self.bytes_in, read.1);
+        add(&self.gso_in, read.2);
         add(&self.packets_forwarded, forwarded.0);
         add(&self.bytes_forwarded, forwarded.1);
         for (counter, n) in self.drops.iter().zip(drops.0) {
@@ -83,9 +88,9 @@ impl ConnStats {
         add(&self.bytes_out, bytes);
     }
 
-    /// Counts a packet for this connection that was dropped.
-    pub fn dropped_to(&self) {
-        add(&self.dropped_to, 1);
+    /// Counts packets for this connection that were dropped.
+    pub fn dropped_to(&self, n: u64) {
+        add(&self.dropped_to, n);
     }
 
     /// Counts plugin answers found cached (taken from the reader's cache once per batch).
@@ -98,6 +103,7 @@ impl ConnStats {
         let mut totals = Totals {
             packets_in: get(&self.packets_in),
             bytes_in: get(&self.bytes_in),
+            gso_in: get(&self.gso_in),
             packets_forwarded: get(&self.packets_forwarded),
             bytes_forwarded: get(&self.bytes_forwarded),
             packets_out: get(&self.packets_out),
@@ -120,6 +126,8 @@ pub struct Totals {
     pub packets_in: u64,
     /// Their bytes (IP packets, frame headers excluded).
     pub bytes_in: u64,
+    /// Of the packets in: GSO frames (each a super-packet of many segments).
+    pub gso_in: u64,
     /// Packets queued for another connection.
     pub packets_forwarded: u64,
     /// Their bytes.
@@ -151,6 +159,7 @@ impl Totals {
     pub fn add(&mut self, other: &Totals) {
         self.packets_in += other.packets_in;
         self.bytes_in += other.bytes_in;
+        self.gso_in += other.gso_in;
         self.packets_forwarded += other.packets_forwarded;
         self.bytes_forwarded += other.bytes_forwarded;
         self.packets_out += other.packets_out;
@@ -170,8 +179,13 @@ pub struct DropCounts(pub(crate) [u64; DropReason::COUNT]);
 impl DropCounts {
     /// Counts one drop.
     pub fn add(&mut self, reason: DropReason) {
+        self.add_n(reason, 1);
+    }
+
+    /// Counts `n` drops.
+    pub fn add_n(&mut self, reason: DropReason, n: u64) {
         if let Some(count) = self.0.get_mut(reason.index()) {
-            *count += 1;
+            *count += n;
         }
     }
 
@@ -188,6 +202,7 @@ pub struct Stats {
     accepted: AtomicU64,
     refused: AtomicU64,
     refused_by_status: [AtomicU64; 9],
+    rate_limited: AtomicU64,
     retired: Mutex<Retired>,
 }
 
@@ -210,6 +225,17 @@ impl Stats {
         if let Some(counter) = status.and_then(|s| self.refused_by_status.get(usize::from(s.code()))) {
             add(counter, 1);
         }
+    }
+
+    /// Counts a connection closed at accept by the service's rate limiter
+    /// (also counted by [`Stats::refused`]).
+    pub fn rate_limited(&self) {
+        add(&self.rate_limited, 1);
+    }
+
+    /// Connections closed at accept by the rate limiter so far.
+    pub fn rate_limited_total(&self) -> u64 {
+        get(&self.rate_limited)
     }
 
     /// Handshakes accepted so far.

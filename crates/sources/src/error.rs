@@ -188,6 +188,20 @@ pub enum PluginError {
         /// The limit.
         limit: usize,
     },
+    /// An answer other than 200 where only 200 means success (an observer).
+    #[error("plugin {addr}: status {status}")]
+    Status {
+        /// The configured address.
+        addr: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// A 200 answer that says the call did not succeed (`"ok": false`).
+    #[error("plugin {addr}: answered ok: false")]
+    NotOk {
+        /// The configured address.
+        addr: String,
+    },
     /// A 200 answer whose body is not the expected JSON.
     #[error("plugin {addr}: invalid JSON response: {error}")]
     Decode {

@@ -7,7 +7,7 @@ use redis::aio::MultiplexedConnection;
 use rgost_config::{FileSource, HttpSource, RedisKind, RedisSource, Sources};
 
 use crate::body::{BodyError, read_limited};
-use crate::lines::{BadLine, parse_lines};
+use crate::lines::{BadLine, LineFormat};
 use crate::{Entry, SourceError};
 
 /// Bound on connecting to redis and on each redis command.
@@ -46,6 +46,8 @@ pub struct Fetcher {
     /// Built on first use (building can fail; then the next read retries).
     http: Option<reqwest::Client>,
     redis: Option<(RedisSource, MultiplexedConnection)>,
+    /// How lines become entries.
+    format: LineFormat,
 }
 
 impl Default for Fetcher {
@@ -57,28 +59,34 @@ impl Default for Fetcher {
 impl Fetcher {
     /// A fetcher with no open connection.
     pub fn new() -> Self {
-        Self { http: None, redis: None }
+        Self { http: None, redis: None, format: LineFormat::Pairs }
+    }
+
+    /// A fetcher that reads lines in `format`.
+    pub fn with_format(format: LineFormat) -> Self {
+        Self { format, ..Self::new() }
     }
 
     /// Reads every configured source of `sources` concurrently; each one
     /// succeeds or fails on its own.
     pub async fn fetch(&mut self, sources: &Sources) -> FetchResult {
-        let Self { http, redis } = self;
+        let Self { http, redis, format } = self;
+        let format = *format;
         let file_fut = async {
             match &sources.file {
-                Some(src) => Some(fetch_file(src).await),
+                Some(src) => Some(fetch_file(src, format).await),
                 None => None,
             }
         };
         let http_fut = async {
             match &sources.http {
-                Some(src) => Some(fetch_http(http, src).await),
+                Some(src) => Some(fetch_http(http, src, format).await),
                 None => None,
             }
         };
         let redis_fut = async {
             match &sources.redis {
-                Some(src) => Some(fetch_redis(redis, src).await),
+                Some(src) => Some(fetch_redis(redis, src, format).await),
                 None => None,
             }
         };
@@ -92,19 +100,23 @@ pub async fn fetch(sources: &Sources) -> FetchResult {
     Fetcher::new().fetch(sources).await
 }
 
-async fn fetch_file(src: &FileSource) -> Result<Fetched, SourceError> {
+async fn fetch_file(src: &FileSource, format: LineFormat) -> Result<Fetched, SourceError> {
     let bytes =
         tokio::fs::read(&src.path).await.map_err(|error| SourceError::File { path: src.path.clone(), error })?;
     let text = String::from_utf8(bytes).map_err(|_| SourceError::FileNotUtf8 { path: src.path.clone() })?;
-    Ok(from_text(&text))
+    Ok(from_text(&text, format))
 }
 
-fn from_text(text: &str) -> Fetched {
-    let parsed = parse_lines(text);
+fn from_text(text: &str, format: LineFormat) -> Fetched {
+    let parsed = format.parse(text);
     Fetched { entries: parsed.entries, bad: parsed.bad }
 }
 
-async fn fetch_http(client: &mut Option<reqwest::Client>, src: &HttpSource) -> Result<Fetched, SourceError> {
+async fn fetch_http(
+    client: &mut Option<reqwest::Client>,
+    src: &HttpSource,
+    format: LineFormat,
+) -> Result<Fetched, SourceError> {
     let url = &src.url;
     let client = match client {
         Some(client) => client.clone(),
@@ -132,7 +144,7 @@ async fn fetch_http(client: &mut Option<reqwest::Client>, src: &HttpSource) -> R
             BodyError::Transfer(error) => SourceError::Http { url: url.clone(), error: error.without_url() },
         })?;
         let text = String::from_utf8(body).map_err(|_| SourceError::HttpNotUtf8 { url: url.clone() })?;
-        Ok(from_text(&text))
+        Ok(from_text(&text, format))
     };
     // One deadline for the whole exchange, body included.
     match tokio::time::timeout(src.timeout, work).await {
@@ -144,8 +156,9 @@ async fn fetch_http(client: &mut Option<reqwest::Client>, src: &HttpSource) -> R
 async fn fetch_redis(
     cached: &mut Option<(RedisSource, MultiplexedConnection)>,
     src: &RedisSource,
+    format: LineFormat,
 ) -> Result<Fetched, SourceError> {
-    let result = tokio::time::timeout(REDIS_TIMEOUT * 2, fetch_redis_inner(cached, src)).await;
+    let result = tokio::time::timeout(REDIS_TIMEOUT * 2, fetch_redis_inner(cached, src, format)).await;
     let result = result.unwrap_or_else(|_| {
         Err(SourceError::RedisTimeout { addr: src.addr.clone(), key: src.key.clone(), timeout: REDIS_TIMEOUT })
     });
@@ -159,6 +172,7 @@ async fn fetch_redis(
 async fn fetch_redis_inner(
     cached: &mut Option<(RedisSource, MultiplexedConnection)>,
     src: &RedisSource,
+    format: LineFormat,
 ) -> Result<Fetched, SourceError> {
     let err = |error: redis::RedisError| {
         if error.is_timeout() {
@@ -191,12 +205,17 @@ async fn fetch_redis_inner(
                 }
             }
         }
-        RedisKind::Set => {
-            let members: Vec<Vec<u8>> =
-                redis::cmd("SMEMBERS").arg(&src.key).query_async(&mut conn).await.map_err(err)?;
+        RedisKind::Set | RedisKind::List => {
+            // GOST's limiters read a set (SMEMBERS) or a list (LRANGE); each
+            // member is a line.
+            let command = match src.kind {
+                RedisKind::List => redis::cmd("LRANGE").arg(&src.key).arg(0).arg(-1).to_owned(),
+                _ => redis::cmd("SMEMBERS").arg(&src.key).to_owned(),
+            };
+            let members: Vec<Vec<u8>> = command.query_async(&mut conn).await.map_err(err)?;
             for member in members {
                 let text = String::from_utf8_lossy(&member);
-                let parsed = parse_lines(&text);
+                let parsed = format.parse(&text);
                 entries.extend(parsed.entries);
                 // A member has no line number; report 0.
                 bad.extend(parsed.bad.into_iter().map(|b| BadLine { line_no: 0, line: b.line }));

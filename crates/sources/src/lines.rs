@@ -41,6 +41,50 @@ pub fn parse_lines(text: &str) -> Parsed {
     parsed
 }
 
+/// How a line becomes an entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LineFormat {
+    /// Exactly two fields, `key value` ([`parse_lines`]): routes, ingress
+    /// rules, users.
+    #[default]
+    Pairs,
+    /// At least two fields: the first is the key, the others (joined by one
+    /// space) the value ([`parse_keyed_lines`]): limit lines such as
+    /// `$ 100MB 100MB`.
+    Keyed,
+}
+
+impl LineFormat {
+    /// Parses `text` in this format.
+    pub fn parse(self, text: &str) -> Parsed {
+        match self {
+            LineFormat::Pairs => parse_lines(text),
+            LineFormat::Keyed => parse_keyed_lines(text),
+        }
+    }
+}
+
+/// Parses text whose lines have a key and one or more value fields, like
+/// GOST's limit lines (`$ 100MB 100MB`, `host-1 1MB`): the first field is
+/// the key, the rest joined by single spaces is the value. Comments and
+/// blank lines as in [`parse_lines`]; a line with one field is skipped and
+/// reported in [`Parsed::bad`]. Never panics.
+pub fn parse_keyed_lines(text: &str) -> Parsed {
+    let mut parsed = Parsed::default();
+    for (idx, raw) in text.lines().enumerate() {
+        let content = raw.split('#').next().unwrap_or_default();
+        let mut fields = content.split_whitespace();
+        let Some(key) = fields.next() else { continue };
+        let value: Vec<&str> = fields.collect();
+        if value.is_empty() {
+            parsed.bad.push(BadLine { line_no: idx + 1, line: truncate(content.trim(), BAD_LINE_KEEP) });
+        } else {
+            parsed.entries.push((key.to_owned(), value.join(" ")));
+        }
+    }
+    parsed
+}
+
 /// Cuts `s` to at most `max` bytes on a character boundary.
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -81,6 +125,15 @@ mod tests {
         let parsed = parse_lines("a b#c d\nx#y z\n");
         assert_eq!(parsed.entries, vec![e("a", "b")]);
         assert_eq!(parsed.bad, vec![BadLine { line_no: 2, line: "x".into() }]);
+    }
+
+    #[test]
+    fn keyed_lines_keep_every_value_field() {
+        let parsed = parse_keyed_lines("# limits\n$ 100MB\t100MB\n$$ 10MB # per client\nlonely\n\nh 1MB 2MB 64KB\n");
+        assert_eq!(parsed.entries, vec![e("$", "100MB 100MB"), e("$$", "10MB"), e("h", "1MB 2MB 64KB")]);
+        assert_eq!(parsed.bad, vec![BadLine { line_no: 4, line: "lonely".into() }]);
+        assert_eq!(LineFormat::Pairs.parse("a b c").bad.len(), 1);
+        assert_eq!(LineFormat::Keyed.parse("a b c").entries, vec![e("a", "b c")]);
     }
 
     #[test]

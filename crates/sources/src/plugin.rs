@@ -1,4 +1,5 @@
-//! GOST's HTTP plugin protocol: router, ingress and auther plugins.
+//! GOST's HTTP plugin protocol: router, ingress, auther, traffic limiter
+//! and observer plugins.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -129,7 +130,129 @@ impl AuthPlugin {
     }
 }
 
-/// What the three plugins share: the client, base URL, token and timeout.
+/// A traffic limiter plugin: `POST {addr}` with JSON `{"service", "scope",
+/// "network", "addr", "client", "src"}` answered by `{"in": N, "out": N}`,
+/// bytes per second (zero or less: unlimited).
+#[derive(Debug, Clone)]
+pub struct LimiterPlugin {
+    http: PluginHttp,
+}
+
+/// What a limiter plugin is asked about: GOST's limiter options.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct LimitQuery<'a> {
+    /// The service's name.
+    pub service: &'a str,
+    /// `client` for the router handler's per-client limiter.
+    pub scope: &'a str,
+    /// The client's network (`ip` for the routing tunnel).
+    pub network: &'a str,
+    /// The target address (empty for the routing tunnel).
+    pub addr: &'a str,
+    /// The client: `host@router-id`.
+    pub client: &'a str,
+    /// The client's address, `IP:PORT`.
+    pub src: &'a str,
+}
+
+impl LimiterPlugin {
+    /// Builds the client (reads the TLS files named by the config).
+    pub fn new(config: &PluginConfig) -> Result<Self, PluginError> {
+        Ok(Self { http: PluginHttp::new(config)? })
+    }
+
+    /// Asks for the input and output rates of `query`'s client, in bytes
+    /// per second; `None` for unlimited (zero or less). `Ok(None)` as a
+    /// whole for an answer other than 200 (GOST then applies no limit).
+    pub async fn limits(&self, query: &LimitQuery<'_>) -> Result<Option<(Option<u64>, Option<u64>)>, PluginError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default, rename = "in")]
+            input: i64,
+            #[serde(default, rename = "out")]
+            output: i64,
+        }
+        let request = self.http.client.post(self.http.base.clone()).json(query);
+        let answer = self.http.call::<Answer>(request).await?;
+        let positive = |n: i64| u64::try_from(n).ok().filter(|n| *n > 0);
+        Ok(answer.map(|a| (positive(a.input), positive(a.output))))
+    }
+}
+
+/// An observer plugin: `POST {addr}` with JSON `{"events": [...]}`
+/// answered by `{"ok": true}`.
+#[derive(Debug, Clone)]
+pub struct ObserverPlugin {
+    http: PluginHttp,
+}
+
+/// One event for an observer, as GOST's HTTP observer plugin sends it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ObserverEvent {
+    /// Who sends it: `handler`.
+    pub kind: String,
+    /// The service's name.
+    pub service: String,
+    /// The client (`host@router-id`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client: String,
+    /// `stats`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The client's counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<ObserverStats>,
+}
+
+/// The counters of a `stats` event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObserverStats {
+    /// Connections made so far.
+    pub total_conns: u64,
+    /// Connections open now.
+    pub current_conns: u64,
+    /// Bytes read from the client.
+    pub input_bytes: u64,
+    /// Bytes written to the client.
+    pub output_bytes: u64,
+    /// Connections that ended with an error.
+    pub total_errs: u64,
+}
+
+impl ObserverPlugin {
+    /// Builds the client (reads the TLS files named by the config). An
+    /// address without a scheme gets `http://`, as in GOST.
+    pub fn new(config: &PluginConfig) -> Result<Self, PluginError> {
+        let mut config = config.clone();
+        if !config.addr.starts_with("http") {
+            config.addr = format!("http://{}", config.addr);
+        }
+        Ok(Self { http: PluginHttp::new(&config)? })
+    }
+
+    /// Posts `events`. Only a 200 answer `{"ok": true}` is a success.
+    pub async fn observe(&self, events: &[ObserverEvent]) -> Result<(), PluginError> {
+        #[derive(serde::Serialize)]
+        struct Request<'a> {
+            events: &'a [ObserverEvent],
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            ok: bool,
+        }
+        let request = self.http.client.post(self.http.base.clone()).json(&Request { events });
+        let addr = || self.http.addr.clone();
+        match self.http.call_status::<Answer>(request).await? {
+            Err(status) => Err(PluginError::Status { addr: addr(), status }),
+            Ok(Answer { ok: true }) => Ok(()),
+            Ok(Answer { ok: false }) => Err(PluginError::NotOk { addr: addr() }),
+        }
+    }
+}
+
+/// What the plugins share: the client, base URL, token and timeout.
 #[derive(Debug, Clone)]
 struct PluginHttp {
     client: reqwest::Client,
@@ -194,7 +317,16 @@ impl PluginHttp {
 
     /// Sends `request`; `Ok(None)` for any status but 200, the decoded JSON
     /// otherwise.
-    async fn call<T: DeserializeOwned>(&self, mut request: reqwest::RequestBuilder) -> Result<Option<T>, PluginError> {
+    async fn call<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<Option<T>, PluginError> {
+        Ok(self.call_status(request).await?.ok())
+    }
+
+    /// Sends `request`; `Ok(Err(status))` for any status but 200, the
+    /// decoded JSON otherwise.
+    async fn call_status<T: DeserializeOwned>(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<Result<T, u16>, PluginError> {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -202,14 +334,14 @@ impl PluginHttp {
             let resp = request.send().await.map_err(|e| self.request_error(e))?;
             if resp.status() != reqwest::StatusCode::OK {
                 tracing::debug!(plugin = %self.addr, status = resp.status().as_u16(), "plugin: non-200 answer");
-                return Ok(None);
+                return Ok(Err(resp.status().as_u16()));
             }
             let body = read_limited(resp, PLUGIN_BODY_LIMIT).await.map_err(|e| match e {
                 BodyError::TooLarge => PluginError::TooLarge { addr: self.addr.clone(), limit: PLUGIN_BODY_LIMIT },
                 BodyError::Transfer(error) => self.request_error(error),
             })?;
             serde_json::from_slice(&body)
-                .map(Some)
+                .map(Ok)
                 .map_err(|error| PluginError::Decode { addr: self.addr.clone(), error })
         };
         // The client's timeout covers the body too; this outer bound is a

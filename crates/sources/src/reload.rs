@@ -116,6 +116,12 @@ impl Reloader {
         self
     }
 
+    /// Reads lines in `format` (limit lines have more than two fields).
+    pub fn with_format(mut self, format: crate::LineFormat) -> Self {
+        self.fetcher = Fetcher::with_format(format);
+        self
+    }
+
     /// A successful read with no valid entry becomes [`SourceError::NoValidEntry`].
     fn judge(&self, result: FetchResult) -> FetchResult {
         let describe = |which: Which| {
@@ -298,7 +304,7 @@ fn log_bad_lines(name: &str, which: Which, fetched: &Fetched, previous: Option<&
             name,
             source = %which,
             line = bad.line_no,
-            "skipping a data-source line without exactly two fields: {:?}",
+            "skipping a data-source line that does not have the fields of its format: {:?}",
             bad.line
         );
     }

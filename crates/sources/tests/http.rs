@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use common::{HttpServer, Reply};
 use rgost_config::{HttpSource, PluginConfig, Sources, TlsClientSettings};
-use rgost_sources::{AuthPlugin, IngressPlugin, PLUGIN_BODY_LIMIT, PluginError, RouterPlugin, SourceError, fetch};
+use rgost_sources::{
+    AuthPlugin, IngressPlugin, LimitQuery, LimiterPlugin, ObserverEvent, ObserverPlugin, ObserverStats,
+    PLUGIN_BODY_LIMIT, PluginError, RouterPlugin, SourceError, fetch,
+};
 
 fn http_sources(url: String, timeout: Duration) -> Sources {
     Sources { http: Some(HttpSource { url, timeout }), ..Sources::default() }
@@ -208,4 +211,68 @@ async fn auth_plugin_body_and_answer() {
     assert_eq!(p.authenticate("s", "u", "p", "c").await.unwrap(), None);
     server.set_reply(Reply::status(401, r#"{"ok":true,"id":"x"}"#));
     assert_eq!(p.authenticate("s", "u", "p", "c").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn limiter_plugin_posts_gosts_options_and_reads_rates() {
+    let server = HttpServer::start(Reply::ok(r#"{"in": 1048576, "out": 0}"#)).await;
+    let p = LimiterPlugin::new(&plugin(server.url("/limiter"))).unwrap();
+    let query = LimitQuery {
+        service: "svc",
+        scope: "client",
+        network: "ip",
+        addr: "",
+        client: "host-1@e87f56dd-fd57-4921-9ab8-a0847662daae",
+        src: "10.0.0.9:4444",
+    };
+    assert_eq!(p.limits(&query).await.unwrap(), Some((Some(1 << 20), None)));
+    let seen = server.seen();
+    assert_eq!((seen[0].method.as_str(), seen[0].target.as_str()), ("POST", "/limiter"));
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"service": "svc", "scope": "client", "network": "ip", "addr": "",
+            "client": "host-1@e87f56dd-fd57-4921-9ab8-a0847662daae", "src": "10.0.0.9:4444"})
+    );
+    server.set_reply(Reply::ok(r#"{"in": -5, "out": 2048}"#));
+    assert_eq!(p.limits(&query).await.unwrap(), Some((None, Some(2048))));
+    server.set_reply(Reply::status(500, r#"{"in": 1}"#));
+    assert_eq!(p.limits(&query).await.unwrap(), None);
+    server.set_reply(Reply::ok("not json"));
+    assert!(matches!(p.limits(&query).await, Err(PluginError::Decode { .. })));
+}
+
+#[tokio::test]
+async fn observer_plugin_posts_events_and_wants_ok() {
+    let server = HttpServer::start(Reply::ok(r#"{"ok": true}"#)).await;
+    // Without a scheme the address gets http://, as in GOST.
+    let addr = server.url("/observer").replacen("http://", "", 1);
+    let p = ObserverPlugin::new(&plugin(addr)).unwrap();
+    let event = ObserverEvent {
+        kind: "handler".into(),
+        service: "svc".into(),
+        client: "host-1@e87f56dd-fd57-4921-9ab8-a0847662daae".into(),
+        event_type: "stats".into(),
+        stats: Some(ObserverStats {
+            total_conns: 2,
+            current_conns: 1,
+            input_bytes: 10,
+            output_bytes: 20,
+            total_errs: 1,
+        }),
+    };
+    p.observe(std::slice::from_ref(&event)).await.unwrap();
+    let seen = server.seen();
+    assert_eq!((seen[0].method.as_str(), seen[0].target.as_str()), ("POST", "/observer"));
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"events": [{"kind": "handler", "service": "svc",
+            "client": "host-1@e87f56dd-fd57-4921-9ab8-a0847662daae", "type": "stats",
+            "stats": {"totalConns": 2, "currentConns": 1, "inputBytes": 10, "outputBytes": 20, "totalErrs": 1}}]})
+    );
+    server.set_reply(Reply::ok(r#"{"ok": false}"#));
+    assert!(matches!(p.observe(std::slice::from_ref(&event)).await, Err(PluginError::NotOk { .. })));
+    server.set_reply(Reply::status(503, r#"{"ok": true}"#));
+    assert!(matches!(p.observe(&[event]).await, Err(PluginError::Status { status: 503, .. })));
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::RedisServer;
 use rgost_config::{RedisKind, RedisSource, Sources};
-use rgost_sources::{Reloader, SourceError, fetch};
+use rgost_sources::{Fetcher, LineFormat, Reloader, SourceError, fetch};
 
 fn e(k: &str, v: &str) -> (String, String) {
     (k.to_owned(), v.to_owned())
@@ -42,6 +42,24 @@ async fn hash_and_set() {
     let err = fetch(&sources(source(&server, "gost-set", RedisKind::Hash))).await.redis.unwrap().unwrap_err();
     assert!(matches!(err, SourceError::Redis { .. }), "{err:?}");
     assert!(err.to_string().starts_with(&format!("redis {} key gost-set: ", server.addr())), "{err}");
+}
+
+#[tokio::test]
+async fn limit_lines_from_a_list_and_a_set() {
+    let server = RedisServer::start(None);
+    server.cli(&["RPUSH", "gost:limiters", "$ 100MB 100MB", "$$ 10MB", "lonely", "host-1  1MB\t2MB # x"]).unwrap();
+    server.cli(&["SADD", "gost:rlimiters", "$ 100", "10.0.0.0/8 5"]).unwrap();
+    let mut fetcher = Fetcher::with_format(LineFormat::Keyed);
+    let fetched =
+        fetcher.fetch(&sources(source(&server, "gost:limiters", RedisKind::List))).await.redis.unwrap().unwrap();
+    assert_eq!(fetched.entries, vec![e("$", "100MB 100MB"), e("$$", "10MB"), e("host-1", "1MB 2MB")]);
+    assert_eq!(fetched.bad.len(), 1);
+    let fetched =
+        fetcher.fetch(&sources(source(&server, "gost:rlimiters", RedisKind::Set))).await.redis.unwrap().unwrap();
+    assert_eq!(fetched.entries, vec![e("$", "100"), e("10.0.0.0/8", "5")]);
+    // A list read as a set is the wrong type: an error naming the source.
+    let err = fetch(&sources(source(&server, "gost:limiters", RedisKind::Set))).await.redis.unwrap().unwrap_err();
+    assert!(matches!(err, SourceError::Redis { .. }), "{err:?}");
 }
 
 #[tokio::test]

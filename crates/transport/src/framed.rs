@@ -111,6 +111,39 @@ impl FrameWriter {
         frame::encode(packet, &mut self.buf)
     }
 
+    /// Writes what [`FrameWriter::push`] buffered, then a GSO frame carrying
+    /// TCP super-packet `packet` (see [`rgost_relay::gso`]), in one vectored
+    /// write without copying the packet, then flushes `w`. Returns `false`
+    /// (writing only what was buffered) when the packet is too long for a frame.
+    pub async fn flush_with_gso<W: AsyncWrite + Unpin + ?Sized>(
+        &mut self,
+        w: &mut W,
+        flags: u8,
+        gso_size: u16,
+        packet: &[u8],
+    ) -> io::Result<bool> {
+        let mut header = Vec::with_capacity(frame::HEADER_LEN + rgost_relay::gso::GSO_HEADER_LEN);
+        if packet.len() > rgost_relay::gso::MAX_SUPER_PACKET
+            || !frame::encode_header(rgost_relay::gso::GSO_HEADER_LEN + packet.len(), &mut header)
+        {
+            self.flush(w).await?;
+            return Ok(false);
+        }
+        rgost_relay::gso::encode_header(flags, gso_size, &mut header);
+        let mut slices = [IoSlice::new(&self.buf), IoSlice::new(&header), IoSlice::new(packet)];
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = w.write_vectored(rest).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+        }
+        self.buf.clear();
+        w.flush().await?;
+        Ok(true)
+    }
+
     /// Bytes buffered by [`FrameWriter::push`] and not yet written.
     pub fn buffered(&self) -> usize {
         self.buf.len()

@@ -78,7 +78,7 @@ pub(crate) fn server_config(tls: &TlsServerSettings) -> Result<(Arc<rustls::Serv
 }
 
 /// Builds a client config and the server name to use for `addr` (`host:port`).
-pub(crate) fn client_config(
+pub fn client_config(
     tls: &TlsClientSettings,
     addr: &str,
 ) -> Result<(Arc<rustls::ClientConfig>, ServerName<'static>), TransportError> {

@@ -40,7 +40,15 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHe
 use rtnetlink::packet_route::route::{RouteMessage, RouteScope};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use tokio::task::JoinHandle;
-use tun_rs::{AsyncDevice, DeviceBuilder, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+use tun_rs::{AsyncDevice, DeviceBuilder, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN, VirtioNetHdr};
+
+/// virtio-net header values (linux/virtio_net.h).
+const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
+const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
+const VIRTIO_NET_HDR_GSO_UDP_L4: u8 = 5;
+const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
 
 mod gro;
 
@@ -377,6 +385,84 @@ impl Tun {
         }
     }
 
+    /// Like [`Tun::recv_batch`], but a TCP super-packet that fits a GSO frame
+    /// ([`rgost_relay::gso::MAX_SUPER_PACKET`]) is kept whole (see
+    /// [`RecvBatch::super_packet`]) instead of being split: for a peer that
+    /// takes GSO frames. Anything else is split into packets as by
+    /// [`Tun::recv_batch`] (without offload, that is all it does).
+    pub async fn recv_keep_super(&self, batch: &mut RecvBatch) -> std::io::Result<Received> {
+        if !self.offload {
+            return self.recv_batch(batch).await.map(Received::Packets);
+        }
+        batch.count = 0;
+        batch.split_failed = false;
+        batch.super_len = 0;
+        let len = self.dev.recv(&mut batch.raw).await?;
+        let hdr = VirtioNetHdr::decode(batch.raw.get(..len).unwrap_or_default())?;
+        let Some(packet) = batch.raw.get_mut(VIRTIO_NET_HDR_LEN..len) else {
+            return Err(std::io::Error::other("TUN read shorter than its virtio-net header"));
+        };
+        let gso_type = hdr.gso_type & !VIRTIO_NET_HDR_GSO_ECN;
+        if (gso_type == VIRTIO_NET_HDR_GSO_TCPV4 || gso_type == VIRTIO_NET_HDR_GSO_TCPV6)
+            && packet.len() <= rgost_relay::gso::MAX_SUPER_PACKET
+            && rgost_relay::gso::SuperPacket::new_checked(packet, hdr.gso_size).is_ok()
+        {
+            batch.super_len = packet.len();
+            let flags = if hdr.gso_type & VIRTIO_NET_HDR_GSO_ECN != 0 { rgost_relay::gso::FLAG_ECN } else { 0 };
+            return Ok(Received::Super { flags, gso_size: hdr.gso_size });
+        }
+        match split(hdr, packet, &mut batch.bufs, &mut batch.sizes) {
+            Ok(n) => {
+                batch.count = n.min(batch.bufs.len());
+                Ok(Received::Packets(batch.count))
+            }
+            Err(e) => {
+                batch.split_failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes TCP super-packet `packet` (a GSO frame's) with segments of
+    /// `gso_size` bytes: one write, without copying it, on a device with
+    /// offload (the kernel completes its partial TCP checksum and cuts it as
+    /// needed); its segments, one write each, otherwise.
+    pub async fn send_super(&self, flags: u8, gso_size: u16, packet: &[u8]) -> std::io::Result<usize> {
+        let super_packet = rgost_relay::gso::SuperPacket::new_checked(packet, gso_size)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if !self.offload {
+            let mut out = Vec::with_capacity(packet.len() + super_packet.segments() * super_packet.header_len());
+            let mut lens = Vec::new();
+            super_packet.segment(&mut out, |len| lens.push(len));
+            let (mut at, mut total) = (0, 0);
+            for len in lens {
+                total += self.dev.send(out.get(at..at + len).unwrap_or_default()).await?;
+                at += len;
+            }
+            return Ok(total);
+        }
+        let segmented = super_packet.segments() > 1;
+        let gso_type = match (segmented, super_packet.is_v6()) {
+            (false, _) => VIRTIO_NET_HDR_GSO_NONE,
+            (true, false) => VIRTIO_NET_HDR_GSO_TCPV4,
+            (true, true) => VIRTIO_NET_HDR_GSO_TCPV6,
+        };
+        let ecn = if segmented && flags & rgost_relay::gso::FLAG_ECN != 0 { VIRTIO_NET_HDR_GSO_ECN } else { 0 };
+        let field = |v: usize| u16::try_from(v).unwrap_or(u16::MAX);
+        let hdr = VirtioNetHdr {
+            flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+            gso_type: gso_type | ecn,
+            hdr_len: field(super_packet.header_len()),
+            gso_size: if segmented { gso_size } else { 0 },
+            csum_start: field(super_packet.ip_header_len()),
+            csum_offset: 16,
+        };
+        let mut head = [0u8; VIRTIO_NET_HDR_LEN];
+        hdr.encode(&mut head)?;
+        let n = self.dev.send_vectored(&[std::io::IoSlice::new(&head), std::io::IoSlice::new(packet)]).await?;
+        Ok(n.saturating_sub(VIRTIO_NET_HDR_LEN))
+    }
+
     /// Writes every packet of `batch` and empties it: with offload on, a
     /// super-packet of coalesced TCP segments is one write. Returns the
     /// bytes written (headers included).
@@ -505,6 +591,8 @@ pub struct RecvBatch {
     sizes: Vec<usize>,
     count: usize,
     split_failed: bool,
+    /// The length of the super-packet kept whole in `raw` by the last read, if any.
+    super_len: usize,
 }
 
 impl fmt::Debug for RecvBatch {
@@ -530,7 +618,14 @@ impl RecvBatch {
             sizes: vec![0; IDEAL_BATCH_SIZE],
             count: 0,
             split_failed: false,
+            super_len: 0,
         }
+    }
+
+    /// The TCP super-packet the last [`Tun::recv_keep_super`] kept whole
+    /// ([`Received::Super`]); empty otherwise.
+    pub fn super_packet(&self) -> &[u8] {
+        self.raw.get(VIRTIO_NET_HDR_LEN..VIRTIO_NET_HDR_LEN + self.super_len).unwrap_or_default()
     }
 
     /// How many packets the last read produced.
@@ -553,6 +648,58 @@ impl RecvBatch {
     pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
         self.bufs.iter().zip(&self.sizes).take(self.count).filter_map(|(buf, &size)| buf.get(..size))
     }
+}
+
+/// What one [`Tun::recv_keep_super`] brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// This many packets, in the batch.
+    Packets(usize),
+    /// One TCP super-packet ([`RecvBatch::super_packet`]) of segments of `gso_size` bytes.
+    Super {
+        /// [`rgost_relay::gso::FLAG_ECN`] or 0.
+        flags: u8,
+        /// Payload bytes per segment.
+        gso_size: u16,
+    },
+}
+
+/// Splits what one read brought (behind header `hdr`) into `bufs`, as
+/// tun-rs's own batch read does: a plain packet gets its checksum completed
+/// if the kernel left it partial; a GSO packet is cut into segments.
+fn split(mut hdr: VirtioNetHdr, input: &mut [u8], bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> std::io::Result<usize> {
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    if hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE {
+        if hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0
+            && !rgost_relay::gso::complete_checksum(input, usize::from(hdr.csum_start), usize::from(hdr.csum_offset))
+        {
+            return Err(invalid("checksum offsets past the packet"));
+        }
+        let (Some(buf), Some(size)) = (bufs.first_mut(), sizes.first_mut()) else { return Ok(0) };
+        let dst = buf.get_mut(..input.len()).ok_or_else(|| invalid("packet larger than the read buffer"))?;
+        dst.copy_from_slice(input);
+        *size = input.len();
+        return Ok(1);
+    }
+    let is_v6 = match input.first().map(|b| b >> 4) {
+        Some(4) => false,
+        Some(6) => true,
+        _ => return Err(invalid("GSO packet is not IPv4 or IPv6")),
+    };
+    // The kernel's hdr_len may span the whole first packet on a forwarding
+    // path: take the transport header's own length, as tun-rs does.
+    let start = usize::from(hdr.csum_start);
+    let transport = if hdr.gso_type & !VIRTIO_NET_HDR_GSO_ECN == VIRTIO_NET_HDR_GSO_UDP_L4 {
+        8
+    } else {
+        let offset = input.get(start + 12).ok_or_else(|| invalid("TCP header cut short"))?;
+        usize::from(offset >> 4) * 4
+    };
+    hdr.hdr_len = u16::try_from(start + transport).map_err(|_| invalid("header length overflow"))?;
+    if input.len() < usize::from(hdr.hdr_len) || start + usize::from(hdr.csum_offset) + 2 > input.len() {
+        return Err(invalid("GSO headers past the packet"));
+    }
+    tun_rs::gso_split(input, hdr, bufs, sizes, 0, is_v6)
 }
 
 /// Packets to write with [`Tun::send_batch`], each stored behind room for a

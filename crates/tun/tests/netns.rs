@@ -194,7 +194,7 @@ async fn offload_tun(name: &str) -> Tun {
 /// router solicitations), with a timeout.
 async fn recv_matching(tun: &Tun, want: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut buf = vec![0u8; 65536];
-    timeout(Duration::from_secs(5), async {
+    timeout(Duration::from_secs(15), async {
         loop {
             let n = tun.recv(&mut buf).await.unwrap();
             if want(&buf[..n]) {

@@ -52,6 +52,7 @@ pub fn settings() -> Settings {
         max_request: 2048,
         max_connections: 64,
         max_connections_per_ip: 32,
+        shaping: Default::default(),
     }
 }
 
