@@ -465,3 +465,52 @@ async fn per_host_plugin_and_source_series() {
     assert_eq!(m[&format!("rgost_host_connections{{{host}}}")], 1.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn limiters_rlimiters_and_observers_through_the_api() {
+    let yaml = SERVER
+        .replace("      type: router\n", "      type: router\n      limiter: per-client\n")
+        .replace("    addr: 127.0.0.1:0\n    handler:", "    addr: 127.0.0.1:0\n    rlimiter: conns\n    handler:")
+        .replace(
+            "authers:",
+            "limiters:\n  - name: per-client\n    limits: ['$$ 10MB 10MB']\nrlimiters:\n  - name: conns\n    limits: ['$ 100']\nauthers:",
+        );
+    let h = start(&yaml).await;
+    let mut h1 = Client::connect(h.relay, "h1", None).await;
+    let mut h2 = Client::connect(h.relay, "h2", None).await;
+    assert!(delivered(&mut h1, &mut h2, H2).await);
+
+    // GOST's limiter object, listed and changed; the running config has it at once.
+    let (_, list) = h.get("/config/limiters").await;
+    assert_eq!(list["data"]["list"][0], json!({"name": "per-client", "limits": ["$$ 10MB 10MB"]}));
+    let body = json!({"limits": ["$$ 1MB 1MB", "h2 50Mbit"]});
+    assert_eq!(h.call(reqwest::Method::PUT, "/config/limiters/per-client", Some(body)).await.0, StatusCode::OK);
+    let config = h.web.control().config().await;
+    assert_eq!(config.limiters[0].limits.len(), 2);
+    assert_eq!(config.limiters[0].limits[1].input, Some(6_250_000), "50 Mbit/s in bytes per second");
+    assert!(delivered(&mut h1, &mut h2, H2).await, "connections stay");
+
+    // A bad limit line is refused naming it; nothing changes.
+    let (code, answer) = h
+        .call(reqwest::Method::PUT, "/config/limiters/per-client", Some(json!({"limits": ["$$ 1MB", "$ lots"]})))
+        .await;
+    assert_eq!(
+        (code, answer["code"].clone(), answer["key"].clone()),
+        (StatusCode::BAD_REQUEST, json!(40001), json!("limits[1]"))
+    );
+    assert_eq!(h.web.control().config().await.limiters[0].limits.len(), 2);
+    let (_, answer) = h.call(reqwest::Method::POST, "/config/limiters", Some(json!({"name": "per-client"}))).await;
+    assert_eq!(answer, json!({"code": 40002, "msg": "limiter per-client already exists"}));
+
+    // Rate limiters and observers alike.
+    let body = json!({"limits": ["$ 50", "$$ 5"]});
+    assert_eq!(h.call(reqwest::Method::PUT, "/config/rlimiters/conns", Some(body)).await.0, StatusCode::OK);
+    assert_eq!(h.web.control().config().await.rlimiters[0].limits.len(), 2);
+    let (code, answer) = h.call(reqwest::Method::DELETE, "/config/rlimiters/conns", None).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "the service uses it: {answer}");
+    let observer = json!({"name": "stats", "plugin": {"type": "http", "addr": "http://127.0.0.1:9/observer"}});
+    assert_eq!(h.call(reqwest::Method::POST, "/config/observers", Some(observer)).await.0, StatusCode::OK);
+    assert_eq!(h.get("/config/observers/stats").await.1["data"]["plugin"]["addr"], "http://127.0.0.1:9/observer");
+    assert_eq!(h.call(reqwest::Method::DELETE, "/config/observers/stats", None).await.0, StatusCode::OK);
+    assert_eq!(h.get("/config/observers").await.1["data"]["count"], 0);
+}
