@@ -59,6 +59,8 @@ pub struct Web {
     hostname: String,
     service_count: usize,
     rates: ArcSwap<HashMap<String, Rates>>,
+    history: std::sync::Mutex<std::collections::VecDeque<live::HistoryPoint>>,
+    recent: std::sync::Mutex<std::collections::VecDeque<(u64, Arc<Event>)>>,
     stats_tx: broadcast::Sender<Arc<String>>,
 }
 
@@ -81,6 +83,8 @@ impl Web {
             hostname,
             service_count,
             rates: ArcSwap::default(),
+            history: std::sync::Mutex::default(),
+            recent: std::sync::Mutex::default(),
             stats_tx: broadcast::channel(16).0,
         })
     }
@@ -90,9 +94,11 @@ impl Web {
         &self.control
     }
 
-    /// Starts measuring rates (for `/status`, `/events` and the dashboard) until `shutdown`.
+    /// Starts measuring rates (for `/status`, `/events` and the dashboard),
+    /// and keeping the last events, until `shutdown`.
     pub fn spawn_sampler(self: &Arc<Self>, shutdown: CancellationToken) {
-        tokio::spawn(Arc::clone(self).sample(shutdown));
+        tokio::spawn(Arc::clone(self).sample(shutdown.clone()));
+        tokio::spawn(Arc::clone(self).remember(shutdown));
     }
 
     /// A router service's status as GOST shows it in `GET /config`.
@@ -136,6 +142,7 @@ pub fn api_router(web: Arc<Web>, api: &ApiConfig, auth: Arc<WebAuth>, name: &str
         .route(&at("/config/{section}/{name}"), get(gost::get).put(gost::update).delete(gost::delete))
         .route(&at("/status"), get(live::status))
         .route(&at("/status/lookup"), get(live::lookup))
+        .route(&at("/status/history"), get(live::history))
         .route(&at("/status/connections/{connector}"), delete(live::close))
         .route(&at("/events"), get(live::events))
         .route(&at("/"), get(dashboard))

@@ -22,7 +22,7 @@ use futures_util::Stream;
 use rgost_relay::TunnelId;
 use rgost_server::status::{Rates, ServiceStatus};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +32,21 @@ use crate::gost::{ApiError, INVALID, NOT_FOUND};
 
 /// How often rates are measured (and `stats` events sent).
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
+/// Samples kept for the dashboard's chart (five minutes).
+pub const HISTORY_SAMPLES: usize = 150;
+/// Hosts kept per sample for the chart: the busiest ones.
+pub const HISTORY_HOSTS: usize = 64;
+/// Events kept for a dashboard that opens later.
+pub const RECENT_EVENTS: usize = 50;
+
+/// One sample of the chart's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryPoint {
+    /// When (milliseconds since the Unix epoch).
+    pub time: u64,
+    /// The busiest hosts' rates, at most [`HISTORY_HOSTS`].
+    pub hosts: Vec<HostRates>,
+}
 
 /// The whole process now.
 #[derive(Debug, Serialize)]
@@ -174,11 +189,45 @@ impl Web {
             }
             previous = current;
             self.rates.store(Arc::new(rates));
+            let time = unix_millis(SystemTime::now());
+            {
+                let mut busiest = hosts.clone();
+                let total = |h: &HostRates| h.rates.bps_in + h.rates.bps_out;
+                busiest.sort_by(|a, b| total(b).total_cmp(&total(a)));
+                busiest.truncate(HISTORY_HOSTS);
+                let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+                if history.len() >= HISTORY_SAMPLES {
+                    history.pop_front();
+                }
+                history.push_back(HistoryPoint { time, hosts: busiest });
+            }
             if self.stats_tx.receiver_count() > 0 {
-                let event = StatsEvent { time: unix_millis(SystemTime::now()), hosts, drops };
+                let event = StatsEvent { time, hosts, drops };
                 if let Ok(text) = serde_json::to_string(&event) {
                     let _ = self.stats_tx.send(Arc::new(text));
                 }
+            }
+        }
+    }
+
+    /// Keeps the last [`RECENT_EVENTS`] events until `shutdown`.
+    pub(crate) async fn remember(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut events = self.control.events().subscribe();
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return,
+                event = events.recv() => event,
+            };
+            match event {
+                Ok(event) => {
+                    let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+                    if recent.len() >= RECENT_EVENTS {
+                        recent.pop_front();
+                    }
+                    recent.push_back((unix_millis(SystemTime::now()), event));
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
             }
         }
     }
@@ -222,6 +271,21 @@ fn unix_millis(t: SystemTime) -> u64 {
 /// `GET /status`.
 pub(crate) async fn status(State(web): State<Arc<Web>>) -> Json<Status> {
     Json(web.status())
+}
+
+/// `GET /status/history`: the last five minutes of per-host rates (the
+/// busiest hosts), one point every [`SAMPLE_EVERY`], and the last events.
+pub(crate) async fn history(State(web): State<Arc<Web>>) -> Response {
+    let points: Vec<HistoryPoint> = web.history.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+    let recent: Vec<Value> = web
+        .recent
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(time, event)| json!({"time": time, "type": event.kind(), "event": &**event}))
+        .collect();
+    let period = u64::try_from(SAMPLE_EVERY.as_millis()).unwrap_or(2000);
+    Json(json!({"period_ms": period, "points": points, "events": recent})).into_response()
 }
 
 /// `?router=UUID&ip=ADDR[&service=NAME]`.
