@@ -456,6 +456,20 @@ mod tests {
     }
 
     #[test]
+    fn gost_single_dash_flags() {
+        let args = |list: &[&str]| gost_flags(list.iter().map(std::ffi::OsString::from));
+        let cli = Cli::parse_from(args(&["rgost", "-L", "router://:8443", "-api", ":18080", "-metrics=:9000"]));
+        assert_eq!(cli.api.as_deref(), Some(":18080"));
+        assert_eq!(cli.metrics.as_deref(), Some(":9000"));
+        assert_eq!(cli.services, ["router://:8443"]);
+        assert!(cli.command.is_none());
+        // `-apix` is not GOST's flag: left for clap to refuse.
+        assert_eq!(args(&["-apix"]), [std::ffi::OsString::from("-apix")]);
+        let cli = Cli::parse_from(args(&["rgost", "status", "-api", "http://h:1", "--json"]));
+        assert!(matches!(cli.command, Some(Command::Status(_))));
+    }
+
+    #[test]
     fn a_chain_without_repetition_is_kept_whole() {
         let e = anyhow::anyhow!("root cause").context("middle").context("top");
         assert_eq!(Report(&e).to_string(), "top: middle: root cause");

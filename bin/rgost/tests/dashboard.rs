@@ -289,3 +289,64 @@ fn devtools(port: u16) -> (Vec<(String, f64)>, Vec<u8>) {
         (rows, png)
     })
 }
+
+/// Services with handler `api` (HTTPS, credentials) and `metrics`, as GOST
+/// configures them; `rgost status -C` finds the API (address, scheme,
+/// credentials) in the same file; an API beyond loopback without
+/// credentials is warned about.
+#[test]
+fn api_and_metrics_services_and_status_from_the_config_file() {
+    if !can_run() {
+        return;
+    }
+    let dir = TempDir::new("websvc");
+    let ns = Netns::new("web");
+    let services = SERVER.split_once("routers:").unwrap();
+    let yaml = format!(
+        "{}  - name: api-0
+    addr: 127.0.0.1:18443
+    handler:
+      type: api
+      auth: {{username: ops, password: s3cret}}
+      metadata: {{pathPrefix: /api}}
+    listener:
+      type: tls
+  - name: metrics-0
+    addr: 127.0.0.1:9100
+    handler:
+      type: metrics
+      metadata: {{path: /m}}
+routers:{}",
+        services.0, services.1
+    );
+    let config = dir.write("server.yaml", &yaml);
+    let mut server = Rgost::start(&ns, &dir, "server", &["-C", config.to_str().unwrap(), "-api", ":18080"]);
+    assert!(wait_until(Duration::from_secs(10), || server.log().contains("metrics listening")), "{}", server.log());
+    assert!(server.log().contains("listens beyond this machine without authentication"), "{}", server.log());
+
+    // HTTPS with credentials (a self-signed certificate: no certFile).
+    let (unauthorized, status, metrics) = ns
+        .run(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let http = reqwest::Client::builder().tls_danger_accept_invalid_certs(true).build()?;
+                let url = "https://127.0.0.1:18443/api/status";
+                let unauthorized = http.get(url).send().await?.status();
+                let status: Value = http.get(url).basic_auth("ops", Some("s3cret")).send().await?.json().await?;
+                let metrics = http.get("http://127.0.0.1:9100/m").send().await?.text().await?;
+                Ok::<_, reqwest::Error>((unauthorized, status, metrics))
+            })
+        })
+        .join()
+        .unwrap()
+        .expect("requests");
+    assert_eq!(unauthorized, reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(status["services"][0]["name"], "service-0");
+    assert!(metrics.contains("gost_services{"), "{metrics}");
+
+    // `rgost status -C` reads the api service's address, scheme and credentials.
+    let text = rgost_in(&ns, &["status", "-C", config.to_str().unwrap()]);
+    assert!(text.contains("https://127.0.0.1:18443/api"), "{text}");
+    assert!(text.contains("service-0: 0 namespace(s)"), "{text}");
+    assert_eq!(server.terminate().map(|s| s.success()), Some(true));
+}
