@@ -1111,6 +1111,7 @@ mod tests {
     #[test]
     fn docs_name_every_metadata_key() {
         let yaml = "services:\n- addr: :1\n  handler: {type: router}\n  listener: {type: wss}\n\
+                    - addr: :2\n  handler: {type: api}\n- addr: :3\n  handler: {type: metrics}\n\
                     - handler: {type: tun}\n  listener: {type: tun, metadata: {net: 10.0.0.1/24}}\n  \
                     forwarder: {nodes: [{addr: h}]}\n\
                     chains:\n- name: c\n  hops:\n  - nodes:\n    - addr: h:1\n      connector: {type: router}\n      dialer: {type: wss}\n";
