@@ -100,7 +100,7 @@ pub async fn settings_with(
     {
         settings.auther = Some(built);
     }
-    attach_shapers(&mut settings, name, service, config, shutdown).await?;
+    attach_shapers(&mut settings, name, service, config, shutdown, &hooks.meters).await?;
     Ok(settings)
 }
 
@@ -111,17 +111,19 @@ async fn attach_shapers(
     service: &RouterService,
     config: &Config,
     shutdown: &CancellationToken,
+    meters: &Meters,
 ) -> Result<(), BuildError> {
     let shaping = &service.shaping;
     let limiter = |wanted: &Option<String>| config.limiters.iter().find(|l| Some(&l.name) == wanted.as_ref());
     if let Some(limiter) = limiter(&shaping.limiter) {
-        settings.shaping.limiter = Some(build_limiter(limiter, name, shaping.limiter_refresh, shutdown).await?);
+        settings.shaping.limiter = Some(build_limiter(limiter, name, shaping.limiter_refresh, shutdown, meters).await?);
     }
     if let Some(limiter) = limiter(&shaping.service_limiter) {
-        settings.shaping.service_limiter = Some(build_limiter(limiter, name, shaping.limiter_refresh, shutdown).await?);
+        settings.shaping.service_limiter =
+            Some(build_limiter(limiter, name, shaping.limiter_refresh, shutdown, meters).await?);
     }
     if let Some(limiter) = config.rlimiters.iter().find(|l| Some(&l.name) == shaping.rate_limiter.as_ref()) {
-        settings.shaping.rate_limiter = Some(build_rate_limiter(limiter, shutdown).await);
+        settings.shaping.rate_limiter = Some(build_rate_limiter(limiter, shutdown, meters).await);
     }
     if let Some(observer) = config.observers.iter().find(|o| Some(&o.name) == shaping.observer.as_ref()) {
         let built = Observer::new(observer, shaping.observe.period, shaping.observe.reset_traffic)
@@ -138,6 +140,7 @@ async fn build_limiter(
     service: &str,
     refresh: Duration,
     shutdown: &CancellationToken,
+    meters: &Meters,
 ) -> Result<Arc<TrafficLimiter>, BuildError> {
     if let Some(plugin) = &config.plugin {
         let plugin = LimiterPlugin::new(plugin).map_err(|source| BuildError::Plugin {
@@ -155,7 +158,8 @@ async fn build_limiter(
     let inline = config.limits.iter().map(|l| split_line(&l.line())).collect();
     let label = format!("limiter {}", config.name);
     let valid = |(scope, rates): &Entry| TrafficLimit::parse(&format!("{scope} {rates}")).is_ok();
-    let (initial, reloader) = load_lines(&label, config.sources.clone(), inline, valid).await;
+    let stats = meters.source("limiter", &config.name);
+    let (initial, reloader) = load_lines(&label, config.sources.clone(), inline, valid, stats).await;
     let limiter = Arc::new(TrafficLimiter::new(&config.name, Rules::new(&traffic_lines(&label, &initial))));
     let target = Arc::clone(&limiter);
     reloader.spawn(move |entries| target.replace(Rules::new(&traffic_lines(&label, &entries))), shutdown.clone());
@@ -163,14 +167,19 @@ async fn build_limiter(
 }
 
 /// A rate limiter: its inline lines and data sources, reloaded.
-async fn build_rate_limiter(config: &RateLimiterConfig, shutdown: &CancellationToken) -> Arc<RateLimiter> {
+async fn build_rate_limiter(
+    config: &RateLimiterConfig,
+    shutdown: &CancellationToken,
+    meters: &Meters,
+) -> Arc<RateLimiter> {
     if config.sources.is_empty() {
         return Arc::new(RateLimiter::new(&config.name, &config.limits));
     }
     let inline = config.limits.iter().map(|l| split_line(&l.to_string())).collect();
     let label = format!("rlimiter {}", config.name);
     let valid = |(scope, rate): &Entry| RateLimit::parse(&format!("{scope} {rate}")).is_ok();
-    let (initial, reloader) = load_lines(&label, config.sources.clone(), inline, valid).await;
+    let stats = meters.source("rlimiter", &config.name);
+    let (initial, reloader) = load_lines(&label, config.sources.clone(), inline, valid, stats).await;
     let limiter = Arc::new(RateLimiter::new(&config.name, &rate_lines(&label, &initial)));
     let target = Arc::clone(&limiter);
     reloader.spawn(move |entries| target.replace(&rate_lines(&label, &entries)), shutdown.clone());
@@ -217,8 +226,10 @@ async fn load_lines(
     sources: rgost_config::Sources,
     inline: Vec<Entry>,
     valid: impl Fn(&Entry) -> bool + Send + Sync + 'static,
+    stats: Arc<rgost_sources::ReloadStats>,
 ) -> (Vec<Entry>, Reloader) {
-    let mut reloader = Reloader::new(label, sources, inline).with_validity(valid).with_format(LineFormat::Keyed);
+    let mut reloader =
+        Reloader::new(label, sources, inline).with_validity(valid).with_format(LineFormat::Keyed).with_stats(stats);
     let initial = reloader.load_initial().await;
     for error in &initial.errors {
         tracing::warn!("{label}: data source failed at start, its entries are missing until it works: {error}");

@@ -14,7 +14,8 @@ use rgost_sources::ReloadStats;
 /// Upper bounds (seconds) of the plugin lookup latency histogram's buckets.
 pub const LOOKUP_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-/// What a counter belongs to: `router`, `ingress` or `auther`, and its name.
+/// What a counter belongs to: `router`, `ingress`, `auther`, `limiter` or
+/// `rlimiter`, and its name.
 pub type Key = (&'static str, String);
 
 /// One plugin's lookups.
@@ -110,6 +111,8 @@ impl Meters {
             "router" => config.routers.iter().any(|r| &r.name == name),
             "ingress" => config.ingresses.iter().any(|i| &i.name == name),
             "auther" => config.authers.iter().any(|a| &a.name == name),
+            "limiter" => config.limiters.iter().any(|l| &l.name == name),
+            "rlimiter" => config.rlimiters.iter().any(|l| &l.name == name),
             _ => false,
         };
         lock(&self.sources).retain(|k, _| defined(k));
