@@ -129,6 +129,20 @@ fn status_metrics_and_the_dashboard_in_a_real_browser() {
     let _flow2 = ping_flow(&h2, "192.168.123.1");
     // Rates need two samples of the API's sampler (one every 2 s).
     std::thread::sleep(Duration::from_secs(5));
+    // RGOST_DASHBOARD_SECS=N keeps the traffic going N seconds more, with
+    // bulk transfers between, so that the screenshot shows a fuller chart
+    // (how docs/dashboard.png was made); off in normal runs.
+    let hold: u64 = std::env::var("RGOST_DASHBOARD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let started = Instant::now();
+    let mut round = 0u64;
+    while started.elapsed() < Duration::from_secs(hold) {
+        round += 1;
+        let size = 20_000_000 + (round % 3) as usize * 30_000_000;
+        let (from, to, addr) = if round % 2 == 0 { (&h1, &h2, "192.168.123.2") } else { (&h2, &h1, "192.168.123.1") };
+        let got = tcp_transfer(from, to, addr, 5001, pattern(size, round), Duration::from_secs(30));
+        assert_eq!(got.len(), size);
+        std::thread::sleep(Duration::from_secs(8));
+    }
 
     // `rgost status`: both hosts with rates, drops, the lookup answer.
     let text = rgost_in(&server_ns, &["status", "--api", API]);
