@@ -138,7 +138,8 @@ fn status_metrics_and_the_dashboard_in_a_real_browser() {
     while started.elapsed() < Duration::from_secs(hold) {
         round += 1;
         let size = 20_000_000 + (round % 3) as usize * 30_000_000;
-        let (from, to, addr) = if round.is_multiple_of(2) { (&h1, &h2, "192.168.123.2") } else { (&h2, &h1, "192.168.123.1") };
+        let (from, to, addr) =
+            if round.is_multiple_of(2) { (&h1, &h2, "192.168.123.2") } else { (&h2, &h1, "192.168.123.1") };
         let got = tcp_transfer(from, to, addr, 5001, pattern(size, round), Duration::from_secs(30));
         assert_eq!(got.len(), size);
         std::thread::sleep(Duration::from_secs(8));
