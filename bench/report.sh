@@ -107,7 +107,7 @@ metrics_ab() {
     echo
     echo "rgost-metrics = rgost with \`-api\` and \`-metrics ...?hostLabels=true\`, scraped every second (metrics"
     echo "and \`/status\`) with an event-stream reader attached; rgost = the same build with neither. Each"
-    echo "repetition runs the two back to back; the ratio is on / off."
+    echo "repetition runs the two back to back (in alternating order with \`--alternate\`); the ratio is on / off."
     echo
     echo "| metric | off (median) | on (median) | on / off per repetition | on / off (median of the ratios) |"
     echo "|---|---:|---:|---|---:|"

@@ -41,6 +41,8 @@ usage: bash bench/run.sh [options]
                     that every path passes traffic; writes the report to a
                     temporary file, not BENCHMARKS.md
   --paths LIST      comma-separated subset of: bare,ovpn-default,ovpn-nodelay,ovpn-none,rgost,rgost-metrics
+  --alternate       reverse the path order on every other repetition (A B, B A, ...):
+                    for A/B comparisons such as --paths rgost,rgost-metrics
   --skip-tunnel     skip the tunnel benchmark
   --skip-loadgen    skip the loopback load generator
   --skip-lookup     skip the route lookup micro-benchmark
@@ -56,6 +58,7 @@ SECS=10
 SMOKE=0
 PATHS=""
 DO_TUNNEL=1 DO_LOADGEN=1 DO_LOOKUP=1
+ALTERNATE=0
 OUT=""
 CMDLINE="bash bench/run.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
@@ -64,6 +67,7 @@ while [ $# -gt 0 ]; do
         --secs) SECS=$2; shift 2 ;;
         --smoke) SMOKE=1; shift ;;
         --paths) PATHS=$2; shift 2 ;;
+        --alternate) ALTERNATE=1; shift ;;
         --skip-tunnel) DO_TUNNEL=0; shift ;;
         --skip-loadgen) DO_LOADGEN=0; shift ;;
         --skip-lookup) DO_LOOKUP=0; shift ;;
@@ -492,7 +496,11 @@ run_tunnels() {
     for rep in $(seq 1 "$REPS"); do
         BUSY_REPS+=("rep $rep: $(quiet_sample)")
         log "repetition $rep/$REPS (${BUSY_REPS[-1]})"
-        for path in "${PATH_LIST[@]}"; do
+        local order=("${PATH_LIST[@]}") i
+        if [ "$ALTERNATE" = 1 ] && [ $((rep % 2)) = 0 ]; then
+            order=(); for ((i = ${#PATH_LIST[@]} - 1; i >= 0; i--)); do order+=("${PATH_LIST[i]}"); done
+        fi
+        for path in "${order[@]}"; do
             log "  $path"
             case "$path" in
                 bare) start_bare ;;
