@@ -184,7 +184,7 @@ pub(crate) async fn save_config(State(web): State<Arc<Web>>, Query(query): Query
     let path = query.path.as_deref().filter(|p| !p.is_empty()).map(std::path::Path::new);
     match web.control.save(path, format).await {
         Ok(_) => Json(json!({"msg": "OK"})).into_response(),
-        Err(e @ SaveError::NoFile) => {
+        Err(e @ (SaveError::NoFile | SaveError::NotAConfigFile(_))) => {
             ApiError::new(StatusCode::BAD_REQUEST, SAVE_FAILED, e.to_string()).into_response()
         }
         Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, SAVE_FAILED, report(&e)).into_response(),

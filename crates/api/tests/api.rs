@@ -229,9 +229,26 @@ async fn config_endpoints_change_the_running_config_at_once() {
         (StatusCode::NOT_FOUND, json!({"code": 40004, "msg": "rgost does not implement bypasses"}))
     );
 
-    // Saving without a config file to write to is refused (the harness has none).
+    // Saving without a config file to write to is refused (the harness has
+    // none); to a path, it writes a config that loads back; only config files.
     let (code, answer) = h.call(reqwest::Method::POST, "/config", None).await;
     assert_eq!((code, answer["code"].clone()), (StatusCode::BAD_REQUEST, json!(40005)));
+    let dir = std::env::temp_dir().join(format!("rgost-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, format) in [("saved.yaml", ""), ("saved.json", "&format=json")] {
+        let path = dir.join(name);
+        let (code, answer) =
+            h.call(reqwest::Method::POST, &format!("/config?path={}{format}", path.display()), None).await;
+        assert_eq!((code, answer), (StatusCode::OK, json!({"msg": "OK"})));
+        let saved = rgost_config::load(Some(&path), &[], &[]).unwrap();
+        assert_eq!(saved.config.routers[0].routes.len(), 3, "{name}");
+        assert_eq!(saved.config.ingresses[0].name, "in0");
+    }
+    let (code, answer) =
+        h.call(reqwest::Method::POST, &format!("/config?path={}", dir.join("cron").display()), None).await;
+    assert_eq!((code, answer["code"].clone()), (StatusCode::BAD_REQUEST, json!(40005)));
+    assert!(!dir.join("cron").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
     // The dashboard lives under the prefix; the bare prefix redirects to it.
     let page = h.http.get(format!("{}/", h.api)).basic_auth("admin", Some("s3cret")).send().await.unwrap();
     assert!(page.text().await.unwrap().contains("<title>rgost</title>"));

@@ -70,6 +70,9 @@ pub enum SaveError {
     /// No path was given and rgost was started without a config file.
     #[error("no config file to save to: give a path")]
     NoFile,
+    /// The path does not name a config file (`.yaml`, `.yml` or `.json`).
+    #[error("{0}: a config file's name ends in .yaml, .yml or .json")]
+    NotAConfigFile(PathBuf),
     /// Writing failed.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -271,6 +274,15 @@ impl Control {
     /// to `path` or the config file rgost was started with.
     pub async fn save(&self, path: Option<&Path>, format: Option<Format>) -> Result<PathBuf, SaveError> {
         let path = path.map(Path::to_path_buf).or_else(|| self.args.file.clone()).ok_or(SaveError::NoFile)?;
+        // The API writes where it is told: only config files, so that it
+        // cannot be used to write, say, a cron job.
+        let config_file = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| ["yaml", "yml", "json"].iter().any(|x| e.eq_ignore_ascii_case(x)));
+        if !config_file {
+            return Err(SaveError::NotAConfigFile(path));
+        }
         let format = format.unwrap_or_else(|| {
             if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) { Format::Json } else { Format::Yaml }
         });
