@@ -111,11 +111,12 @@ fn status_metrics_and_the_dashboard_in_a_real_browser() {
         "server",
         &["-C", config.to_str().unwrap(), "-api", "127.0.0.1:18080", "-metrics", "127.0.0.1:9000?hostLabels=true"],
     );
+    // A TUN client has metrics too (its connection and reconnects).
     let _c1 = Rgost::start(
         &h1,
         &dir,
         "host-1",
-        &["-L", "tun:///host-1?net=192.168.123.1/24", "-F", "router://10.21.1.1:8443"],
+        &["-L", "tun:///host-1?net=192.168.123.1/24", "-F", "router://10.21.1.1:8443", "-metrics", "127.0.0.1:9001"],
     );
     let _c2 = Rgost::start(
         &h2,
@@ -191,6 +192,16 @@ fn status_metrics_and_the_dashboard_in_a_real_browser() {
     assert!(sample("rgost_packets_received_total{service=\"service-0\"}") > 100.0);
     let host1 = "{service=\"service-0\",router=\"00000000-0000-0000-0000-000000000000\",client=\"host-1\"}";
     assert!(sample(&format!("rgost_host_bytes_received_total{host1}")) > 100_000.0);
+    let client = h1
+        .run(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async { reqwest::get("http://127.0.0.1:9001/metrics").await?.text().await })
+        })
+        .join()
+        .unwrap()
+        .expect("scrape the client");
+    assert!(client.contains("rgost_client_connected{service=\"service-0\"} 1"), "{client}");
+    assert!(client.contains("rgost_client_reconnects_total{service=\"service-0\"} 0"), "{client}");
 
     // The dashboard in Chromium.
     let Some(browser) = chromium() else { return };
