@@ -85,6 +85,7 @@ tunnel_section() {
         done
     done
     echo
+    metrics_ab
     if [ -n "${RTT_FLOOR:-}" ]; then
         echo "### Idle round trip by machine state"
         echo
@@ -95,6 +96,34 @@ tunnel_section() {
         echo "$RTT_FLOOR"
         echo
     fi
+}
+
+# The metrics A/B (paths rgost and rgost-metrics in the same run): each
+# repetition's metrics-on / metrics-off ratio (the two ran back to back), and
+# their median.
+metrics_ab() {
+    [[ " ${PATH_LIST[*]} " == *" rgost "* && " ${PATH_LIST[*]} " == *" rgost-metrics "* ]] || return 0
+    echo "### Metrics on vs off"
+    echo
+    echo "rgost-metrics = rgost with \`-api\` and \`-metrics ...?hostLabels=true\`, scraped every second (metrics"
+    echo "and \`/status\`) with an event-stream reader attached; rgost = the same build with neither. Each"
+    echo "repetition runs the two back to back (in alternating order with \`--alternate\`); the ratio is on / off."
+    echo
+    echo "| metric | off (median) | on (median) | on / off per repetition | on / off (median of the ratios) |"
+    echo "|---|---:|---:|---|---:|"
+    local metric label r rs
+    for spec in "tcp1_gbps:TCP 1 stream (Gb/s)" "udp64_pps:UDP 64 B (packets/s)" "tcp4_gbps:TCP 4 streams (Gb/s)" \
+        "srv_cpu_s_per_gb:server CPU (s/GB)" "rtt_idle_med:RTT idle, median (ms)"; do
+        IFS=: read -r metric label <<<"$spec"
+        rs=()
+        for r in $(seq 1 "$REPS"); do
+            rs+=("$(ratio "$(awk -F'\t' -v m="$metric" -v r="$r" '$1=="rgost-metrics" && $2==r && $3==m {print $4}' "$RESULTS")" \
+                "$(awk -F'\t' -v m="$metric" -v r="$r" '$1=="rgost" && $2==r && $3==m {print $4}' "$RESULTS")")")
+        done
+        local median; median=$( (printf '%s\n' "${rs[@]}" | grep -v '^NA$' | grep . || true) | stats | cut -d' ' -f1)
+        echo "| $label | $(fmt "$(med rgost "$metric")" %.3f) | $(fmt "$(med rgost-metrics "$metric")" %.3f) | ${rs[*]} | $(fmt "$median" %.3f) |"
+    done
+    echo
 }
 
 loadgen_section() {

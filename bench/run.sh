@@ -10,7 +10,10 @@
 #      ovpn-default  OpenVPN 2.6, TCP, client-to-client, --disable-dco, AES-256-GCM;
 #      ovpn-nodelay  the same with --tcp-nodelay;
 #      ovpn-none     the same without cipher or auth (--data-ciphers none ...);
-#      rgost         rgost router server in srv (plain TCP), a TUN client in h1 and h2.
+#      rgost         rgost router server in srv (plain TCP), a TUN client in h1 and h2;
+#      rgost-metrics the same with the web API and metrics on (-api, -metrics
+#                    with hostLabels), scraped every second and with an
+#                    event-stream reader attached: the A/B of the metrics' cost.
 #    For each: ping RTT idle (before any load on that path), iperf3 TCP 1 and
 #    4 streams, iperf3 UDP 64-byte payloads (delivered packets/s), ping RTT
 #    while a TCP stream runs, CPU seconds per GB of the tunnel processes.
@@ -41,7 +44,9 @@ usage: bash bench/run.sh [options]
   --smoke           one repetition, 2-second tests, one OpenVPN variant; checks
                     that every path passes traffic; writes the report to a
                     temporary file, not BENCHMARKS.md
-  --paths LIST      comma-separated subset of: bare,ovpn-default,ovpn-nodelay,ovpn-none,rgost
+  --paths LIST      comma-separated subset of: bare,ovpn-default,ovpn-nodelay,ovpn-none,rgost,rgost-metrics
+  --alternate       reverse the path order on every other repetition (A B, B A, ...):
+                    for A/B comparisons such as --paths rgost,rgost-metrics
   --skip-tunnel     skip the tunnel benchmark
   --skip-loadgen    skip the loopback load generator
   --skip-lookup     skip the route lookup micro-benchmark
@@ -57,6 +62,7 @@ SECS=10
 SMOKE=0
 PATHS=""
 DO_TUNNEL=1 DO_LOADGEN=1 DO_LOOKUP=1 DO_CLUSTER=1
+ALTERNATE=0
 OUT=""
 CMDLINE="bash bench/run.sh${*:+ $*}"
 # The cluster part is a script of its own, with its own report section.
@@ -78,6 +84,7 @@ while [ $# -gt 0 ]; do
         --secs) SECS=$2; shift 2 ;;
         --smoke) SMOKE=1; shift ;;
         --paths) PATHS=$2; shift 2 ;;
+        --alternate) ALTERNATE=1; shift ;;
         --skip-tunnel) DO_TUNNEL=0; shift ;;
         --skip-loadgen) DO_LOADGEN=0; shift ;;
         --skip-lookup) DO_LOOKUP=0; shift ;;
@@ -101,7 +108,7 @@ fi
 [ -n "$PATHS" ] || PATHS="bare,ovpn-default,ovpn-nodelay,ovpn-none,rgost"
 IFS=, read -r -a PATH_LIST <<<"$PATHS"
 for p in "${PATH_LIST[@]}"; do
-    case "$p" in bare|ovpn-default|ovpn-nodelay|ovpn-none|rgost) ;; *) echo "unknown path: $p" >&2; exit 2 ;; esac
+    case "$p" in bare|ovpn-default|ovpn-nodelay|ovpn-none|rgost|rgost-metrics) ;; *) echo "unknown path: $p" >&2; exit 2 ;; esac
 done
 case "$REPS" in ''|*[!0-9]*|0) echo "--reps needs a positive integer" >&2; exit 2 ;; esac
 case "$SECS" in ''|*[!0-9]*|0|1) echo "--secs needs an integer >= 2" >&2; exit 2 ;; esac
@@ -119,6 +126,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v pgrep >/dev/null || need+=(procps)
 command -v jq >/dev/null || need+=(jq)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -253,6 +261,7 @@ H1_UNDER=10.50.1.2 SRV_A=10.50.1.1 SRV_B=10.50.2.1 H2_UNDER=10.50.2.2
 IPERF_PORT=5201
 TUN_PIDS=()    # every process of the current tunnel
 SRV_PIDS=()    # its server process
+SCRAPE_PIDS=() # the metrics path's scrapers (not counted as the tunnel's CPU)
 DST=""         # h2's address on the current path
 IPERF_PID=""
 
@@ -350,9 +359,20 @@ routers:
       - dst: 10.9.0.2
         gateway: h2
 EOF
-    ip netns exec "$NS_SRV" "$RGOST" -C "$WORK/rgost-server.yaml" 2>>"$WORK/rgost-server.log" &
+    # $1 = metrics: the web API and metrics on, scraped every second (Prometheus
+    # scrapes every 15-60 s) with an event-stream reader attached, as a
+    # dashboard would be. The scrapers' own CPU is not counted as the tunnel's.
+    local web=()
+    [ "${1:-}" = metrics ] && web=(-api 127.0.0.1:18080 -metrics "127.0.0.1:9000?hostLabels=true")
+    ip netns exec "$NS_SRV" "$RGOST" -C "$WORK/rgost-server.yaml" "${web[@]}" 2>>"$WORK/rgost-server.log" &
     PIDS+=($!); SRV_PIDS=($!); TUN_PIDS=($!)
     sleep 0.3
+    if [ "${1:-}" = metrics ]; then
+        ip netns exec "$NS_SRV" bash -c 'while :; do curl -s -o /dev/null http://127.0.0.1:9000/metrics; curl -s -o /dev/null http://127.0.0.1:18080/status; sleep 1; done' &
+        PIDS+=($!); SCRAPE_PIDS+=($!)
+        ip netns exec "$NS_SRV" curl -sN -o /dev/null http://127.0.0.1:18080/events &
+        PIDS+=($!); SCRAPE_PIDS+=($!)
+    fi
     ip netns exec "$NS_H1" "$RGOST" -L "tun:///h1?net=10.9.0.1/24" -F "router://$SRV_A:8443" 2>>"$WORK/rgost-h1.log" &
     PIDS+=($!); TUN_PIDS+=($!)
     ip netns exec "$NS_H2" "$RGOST" -L "tun:///h2?net=10.9.0.2/24" -F "router://$SRV_B:8443" 2>>"$WORK/rgost-h2.log" &
@@ -362,7 +382,8 @@ EOF
 
 stop_tunnel() {
     [ ${#TUN_PIDS[@]} -gt 0 ] && stop_pids "${TUN_PIDS[@]}"
-    TUN_PIDS=(); SRV_PIDS=()
+    [ ${#SCRAPE_PIDS[@]} -gt 0 ] && stop_pids "${SCRAPE_PIDS[@]}"
+    TUN_PIDS=(); SRV_PIDS=(); SCRAPE_PIDS=()
 }
 
 start_iperf_server() {
@@ -492,12 +513,17 @@ run_tunnels() {
     for rep in $(seq 1 "$REPS"); do
         BUSY_REPS+=("rep $rep: $(quiet_sample)")
         log "repetition $rep/$REPS (${BUSY_REPS[-1]})"
-        for path in "${PATH_LIST[@]}"; do
+        local order=("${PATH_LIST[@]}") i
+        if [ "$ALTERNATE" = 1 ] && [ $((rep % 2)) = 0 ]; then
+            order=(); for ((i = ${#PATH_LIST[@]} - 1; i >= 0; i--)); do order+=("${PATH_LIST[i]}"); done
+        fi
+        for path in "${order[@]}"; do
             log "  $path"
             case "$path" in
                 bare) start_bare ;;
                 ovpn-*) start_ovpn "${path#ovpn-}" ;;
                 rgost) start_rgost ;;
+                rgost-metrics) start_rgost metrics ;;
             esac
             if wait_path; then
                 start_iperf_server

@@ -1,5 +1,8 @@
-//! `rgost`: GOST v3's routing tunnel. Accepts GOST's `-L`, `-F`, `-C` and `-D`.
+//! `rgost`: GOST v3's routing tunnel. Accepts GOST's `-L`, `-F`, `-C`, `-D`,
+//! `-api` and `-metrics`; `rgost status` shows a running one.
 #![forbid(unsafe_code)]
+
+mod status;
 
 use std::fmt;
 use std::io::IsTerminal as _;
@@ -9,8 +12,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use rgost_api::{Endpoint, Web, WebAuth, WebListener};
 use rgost_client::Client;
-use rgost_config::{Config, Loaded, ServiceKind};
+use rgost_config::{Args, Config, Document, Loaded, ServiceKind};
+use rgost_server::control::{Control, warn_if_no_routes};
+use rgost_server::events::Events;
 use rgost_server::service::Service;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -29,12 +35,19 @@ A TUN client needs root or the CAP_NET_ADMIN capability; a server on a port
 below 1024 needs root or CAP_NET_BIND_SERVICE. Logs go to stderr: -D for debug,
 RUST_LOG for finer filters (e.g. RUST_LOG=rgost_server=debug).
 
+Web API, metrics and live status (as in GOST, -api and -metrics take one dash):
+  rgost -C /etc/rgost/server.yaml -api 127.0.0.1:18080 -metrics :9000
+  rgost status                      (namespaces, hosts, connections, drops)
+  rgost status lookup ROUTER-ID IP  (who gets a packet for IP right now)
+  dashboard: http://127.0.0.1:18080/
+
 Install, systemd units (rgost.service, rgost@HOST.service), logs and reload:
 see README.md (installed by the .deb in /usr/share/doc/rgost/).";
 
 /// A GOST v3 compatible routing tunnel: router server and TUN client.
 #[derive(Debug, Parser)]
 #[command(name = "rgost", version, about, long_about = None, after_help = AFTER_HELP)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     /// A service, as a GOST URL (e.g. "tun:///host-1?net=192.168.123.1/24"). Repeatable.
     #[arg(short = 'L', value_name = "URL")]
@@ -56,6 +69,21 @@ struct Cli {
     /// Log format: text for people, json (one object per line) for log shippers.
     #[arg(long, value_enum, value_name = "FORMAT", env = "RGOST_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// The web API, as GOST's -api: "[user:pass@]addr[?pathPrefix=/api&accesslog=true]".
+    #[arg(long = "api", value_name = "ADDR")]
+    api: Option<String>,
+    /// Prometheus metrics, as GOST's -metrics: "[user:pass@]addr[?path=/metrics&hostLabels=true]".
+    #[arg(long = "metrics", value_name = "ADDR")]
+    metrics: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Shows a running rgost's services, namespaces, hosts, connections with
+    /// their rates, and drops by reason (through its web API).
+    Status(status::StatusArgs),
 }
 
 /// How log lines are written to stderr.
@@ -68,13 +96,24 @@ enum LogFormat {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(gost_flags(std::env::args_os()));
+    if let Some(Command::Status(args)) = &cli.command {
+        return status::run(args);
+    }
     init_logging(&cli);
 
-    let result = rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)
+    let args = Args {
+        file: cli.config.clone(),
+        services: cli.services.clone(),
+        nodes: cli.nodes.clone(),
+        api: cli.api.clone(),
+        metrics: cli.metrics.clone(),
+    };
+    let result = Document::load(&args)
+        .and_then(|document| document.validate().map(|loaded| (document, loaded)))
         .map_err(anyhow::Error::from)
-        .and_then(|loaded| something_to_run(loaded, cli.config.as_deref()))
-        .and_then(|loaded| {
+        .and_then(|(document, loaded)| Ok((document, something_to_run(loaded, cli.config.as_deref())?)))
+        .and_then(|(document, loaded)| {
             if cli.check {
                 check(&loaded);
                 return Ok(());
@@ -83,7 +122,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(run(loaded, &cli))
+                .block_on(run(document, loaded, args))
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,6 +133,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// GOST's long flags take one dash (`-api`, `-metrics`); clap reads them as
+/// `--api`, `--metrics` (also written `-api=ADDR`).
+fn gost_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.map(|arg| {
+        let Some(text) = arg.to_str() else { return arg };
+        for flag in ["-api", "-metrics"] {
+            if text == flag || text.strip_prefix(flag).is_some_and(|rest| rest.starts_with('=')) {
+                return format!("-{text}").into();
+            }
+        }
+        arg
+    })
+    .collect()
 }
 
 /// A config without services is an error, at start and in `--check` alike.
@@ -173,19 +227,23 @@ fn runtime_for(config: &Config) -> tokio::runtime::Builder {
     if serves { tokio::runtime::Builder::new_multi_thread() } else { tokio::runtime::Builder::new_current_thread() }
 }
 
-async fn run(Loaded { config, warnings }: Loaded, cli: &Cli) -> anyhow::Result<()> {
+async fn run(document: Document, Loaded { config, warnings }: Loaded, args: Args) -> anyhow::Result<()> {
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
     // Set everything up before starting anything, so a bad port or a TUN
     // failure stops the start with nothing half-running.
     let shutdown = CancellationToken::new();
+    let events = Events::new();
+    let started = std::time::SystemTime::now();
     let mut routers = Vec::new();
     let mut clients = Vec::new();
+    // Web endpoints: bound now with the rest, served once everything is set up.
+    let mut web_endpoints = Vec::new();
     for service in &config.services {
         match &service.kind {
             ServiceKind::Router(router) => {
-                let (running, listener) = Service::start(&service.name, router, &config, &shutdown)
+                let (running, listener) = Service::start(&service.name, router, &config, &shutdown, &events)
                     .await
                     .with_context(|| format!("service {}", service.name))?;
                 let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -195,20 +253,45 @@ async fn run(Loaded { config, warnings }: Loaded, cli: &Cli) -> anyhow::Result<(
             }
             ServiceKind::Tun(tun) => {
                 let client = Client::start(tun.clone()).await.with_context(|| format!("service {}", service.name))?;
-                clients.push(client);
+                clients.push((service.name.clone(), client));
+            }
+            ServiceKind::Api(api) => {
+                web_endpoints.push(WebEndpoint::api(api, &service.name, Endpoint::Service(service.name.clone()))?);
+            }
+            ServiceKind::Metrics(metrics) => {
+                let endpoint = Endpoint::Service(service.name.clone());
+                web_endpoints.push(WebEndpoint::metrics(metrics, &service.name, endpoint)?);
             }
         }
     }
+    if let Some(api) = &config.api {
+        web_endpoints.push(WebEndpoint::api(api, "@api", Endpoint::Api)?);
+    }
+    if let Some(metrics) = &config.metrics {
+        web_endpoints.push(WebEndpoint::metrics(metrics, "@metrics", Endpoint::Metrics)?);
+    }
 
-    let mut running = Running { config, routers: routers.iter().map(|(s, _)| Arc::clone(s)).collect() };
+    let client_stats = clients.iter().map(|(name, c)| (name.clone(), c.stats())).collect();
+    let service_count = config.services.len();
+    let control =
+        Arc::new(Control::new(args, document, config, routers.iter().map(|(s, _)| Arc::clone(s)).collect(), events));
     let mut tasks = JoinSet::new();
+    if !web_endpoints.is_empty() {
+        let web = Web::new(Arc::clone(&control), client_stats, started, service_count);
+        if web_endpoints.iter().any(|w| w.is_api) {
+            web.spawn_sampler(shutdown.clone());
+        }
+        for endpoint in web_endpoints {
+            endpoint.start(&web, &mut tasks, &shutdown);
+        }
+    }
     for (service, listener) in routers {
         tasks.spawn(async move {
             service.serve(listener).await;
             Ok(())
         });
     }
-    for client in clients {
+    for (_, client) in clients {
         let shutdown = shutdown.clone();
         tasks.spawn(async move { client.run(shutdown).await.map_err(anyhow::Error::from) });
     }
@@ -225,7 +308,13 @@ async fn run(Loaded { config, warnings }: Loaded, cli: &Cli) -> anyhow::Result<(
                 tracing::info!("shutting down");
                 break;
             }
-            _ = hangup.recv() => running.reload(cli).await,
+            _ = hangup.recv() => {
+                // SIGHUP reads the same config file (and the same flags) again;
+                // a config that does not load or apply changes nothing, and
+                // Control says so in the log.
+                tracing::info!("SIGHUP: reloading the config");
+                let _ = control.reload("sighup").await;
+            }
             Some(done) = tasks.join_next() => {
                 failure = Some(match done {
                     Ok(Ok(())) => anyhow::anyhow!("a service stopped unexpectedly"),
@@ -247,90 +336,62 @@ async fn run(Loaded { config, warnings }: Loaded, cli: &Cli) -> anyhow::Result<(
     failure.map_or(Ok(()), Err)
 }
 
-/// What runs: the config in force and the router services.
-struct Running {
-    config: Config,
-    routers: Vec<Arc<Service>>,
+/// A web endpoint (API or metrics), bound, not yet served.
+struct WebEndpoint {
+    name: String,
+    listener: WebListener,
+    is_api: bool,
+    auth: Arc<WebAuth>,
+    endpoint: Endpoint,
+    make: Box<dyn FnOnce(Arc<Web>, Arc<WebAuth>) -> rgost_api::HttpRouter + Send>,
 }
 
-impl Running {
-    /// SIGHUP: reads the config file again (and the same -L/-F) and applies
-    /// what can change while running; says what needs a restart. A config
-    /// that does not load is refused with the error it gives at start, and
-    /// the running config stays.
-    async fn reload(&mut self, cli: &Cli) {
-        tracing::info!("SIGHUP: reloading the config");
-        let loaded = match rgost_config::load(cli.config.as_deref(), &cli.services, &cli.nodes)
-            .map_err(anyhow::Error::from)
-            .and_then(|loaded| something_to_run(loaded, cli.config.as_deref()))
-        {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                tracing::error!("reload refused, the running config stays: {}", Report(&e));
-                return;
-            }
-        };
-        for warning in &loaded.warnings {
-            tracing::warn!("{warning}");
+impl WebEndpoint {
+    fn api(api: &rgost_config::ApiConfig, name: &str, endpoint: Endpoint) -> anyhow::Result<WebEndpoint> {
+        let listener = WebListener::bind(api.listen, &api.listener).with_context(|| format!("service {name}"))?;
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let prefix = if api.path_prefix.is_empty() { "/" } else { api.path_prefix.as_str() };
+        tracing::info!(service = %name, %addr, prefix, "web API listening (dashboard at {prefix})");
+        if !rgost_api::is_loopback(&api.listen) && api.auth.is_none() && api.auther.is_none() {
+            tracing::warn!(service = %name, %addr, "the web API listens beyond this machine without authentication: anyone who reaches it can read and change the config (set auth or auther)");
         }
-        let new = loaded.config;
-        let mut need_restart = Vec::new();
-        let mut failed = false;
-        for service in &new.services {
-            let old = self.config.services.iter().find(|s| s.name == service.name);
-            match (&service.kind, old.map(|s| &s.kind)) {
-                (ServiceKind::Router(router), Some(ServiceKind::Router(_))) => {
-                    let Some(running) = self.routers.iter().find(|r| r.name() == service.name) else { continue };
-                    match running.reload(router, &new).await {
-                        Ok(applied) => {
-                            need_restart.extend(
-                                applied.need_restart.into_iter().map(|n| format!("service {}: {n}", service.name)),
-                            );
-                            warn_if_no_routes(&service.name, router, &new);
-                        }
-                        Err(e) => {
-                            tracing::error!(service = %service.name, "reload refused for this service, it keeps its config: {}", Report(&anyhow::Error::from(e)));
-                            failed = true;
-                        }
-                    }
-                }
-                (ServiceKind::Tun(tun), Some(ServiceKind::Tun(old))) => {
-                    if tun != old {
-                        need_restart.push(format!(
-                            "service {}: the TUN client's settings changed: restart to apply them",
-                            service.name
-                        ));
-                    }
-                }
-                (_, Some(_)) => {
-                    need_restart.push(format!("service {}: its kind changed: restart to apply it", service.name))
-                }
-                (_, None) => need_restart.push(format!("service {}: new: restart to start it", service.name)),
-            }
-        }
-        for old in &self.config.services {
-            if !new.services.iter().any(|s| s.name == old.name) {
-                need_restart.push(format!("service {}: removed: restart to stop it", old.name));
-            }
-        }
-        for note in &need_restart {
-            tracing::warn!("{note}");
-        }
-        if !failed {
-            self.config = new;
-        }
-        tracing::info!(not_applied = need_restart.len(), "config reloaded");
+        let (api, owned_name) = (api.clone(), name.to_owned());
+        Ok(WebEndpoint {
+            name: name.to_owned(),
+            listener,
+            is_api: true,
+            auth: Arc::new(WebAuth::new("@api")),
+            endpoint,
+            make: Box::new(move |web, auth| rgost_api::api_router(web, &api, auth, &owned_name)),
+        })
     }
-}
 
-/// A server whose routers have no route at all forwards nothing: say so.
-fn warn_if_no_routes(name: &str, service: &rgost_config::RouterService, config: &Config) {
-    let routed = config.routers.iter().any(|r| !r.routes.is_empty() || !r.sources.is_empty() || r.plugin.is_some());
-    if !routed {
-        tracing::warn!(service = %name, "no router has any route, source or plugin: every packet will be dropped (no route)");
-    } else if service.default_router.is_none() && !config.routers.iter().any(|r| uuid::Uuid::parse_str(&r.name).is_ok())
-    {
-        tracing::warn!(service = %name, "no default router (handler metadata router) and no router named by a router id: every packet will be dropped (no route)");
+    fn metrics(metrics: &rgost_config::MetricsConfig, name: &str, endpoint: Endpoint) -> anyhow::Result<WebEndpoint> {
+        let listener =
+            WebListener::bind(metrics.listen, &metrics.listener).with_context(|| format!("service {name}"))?;
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(service = %name, %addr, path = %metrics.path, host_labels = metrics.host_labels, "metrics listening");
+        let (metrics, owned_name) = (metrics.clone(), name.to_owned());
+        Ok(WebEndpoint {
+            name: name.to_owned(),
+            listener,
+            is_api: false,
+            auth: Arc::new(WebAuth::new("@metrics")),
+            endpoint,
+            make: Box::new(move |web, auth| rgost_api::metrics_router(web, &metrics, auth, &owned_name)),
+        })
+    }
+
+    fn start(self, web: &Arc<Web>, tasks: &mut JoinSet<anyhow::Result<()>>, shutdown: &CancellationToken) {
+        let WebEndpoint { name, listener, auth, endpoint, make, .. } = self;
+        tokio::spawn(rgost_api::follow_auth(Arc::clone(web), endpoint, Arc::clone(&auth), shutdown.clone()));
+        let router = make(Arc::clone(web), auth);
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            listener.serve(router, shutdown).await;
+            tracing::debug!(service = %name, "web endpoint stopped");
+            Ok(())
+        });
     }
 }
 
@@ -392,6 +453,20 @@ mod tests {
             text,
             format!("service host-1: cannot read TUN device tun0: {}", std::io::Error::from_raw_os_error(5))
         );
+    }
+
+    #[test]
+    fn gost_single_dash_flags() {
+        let args = |list: &[&str]| gost_flags(list.iter().map(std::ffi::OsString::from));
+        let cli = Cli::parse_from(args(&["rgost", "-L", "router://:8443", "-api", ":18080", "-metrics=:9000"]));
+        assert_eq!(cli.api.as_deref(), Some(":18080"));
+        assert_eq!(cli.metrics.as_deref(), Some(":9000"));
+        assert_eq!(cli.services, ["router://:8443"]);
+        assert!(cli.command.is_none());
+        // `-apix` is not GOST's flag: left for clap to refuse.
+        assert_eq!(args(&["-apix"]), [std::ffi::OsString::from("-apix")]);
+        let cli = Cli::parse_from(args(&["rgost", "status", "-api", "http://h:1", "--json"]));
+        assert!(matches!(cli.command, Some(Command::Status(_))));
     }
 
     #[test]

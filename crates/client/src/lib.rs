@@ -18,6 +18,9 @@ pub mod handshake;
 pub mod selector;
 pub mod session;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use rgost_config::TunService;
 use rgost_relay::{Addr, Host};
 use rgost_transport::Dialer;
@@ -74,12 +77,43 @@ pub enum ClientError {
     },
 }
 
+/// A client's connection counters, for metrics.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    connected: AtomicBool,
+    sessions: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ClientStats {
+    /// Whether a session with the router server is up now.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Sessions established after the first one: reconnects.
+    pub fn reconnects(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
+    /// Sessions established.
+    pub fn sessions(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Connection attempts that failed (dial or handshake).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
 /// A TUN client with its device created.
 #[derive(Debug)]
 pub struct Client {
     service: TunService,
     dialers: Vec<Dialer>,
     tun: Tun,
+    stats: Arc<ClientStats>,
 }
 
 impl Client {
@@ -113,7 +147,12 @@ impl Client {
             mtu = tun.mtu(),
             "TUN device up"
         );
-        Ok(Client { service, dialers, tun })
+        Ok(Client { service, dialers, tun, stats: Arc::default() })
+    }
+
+    /// The client's connection counters.
+    pub fn stats(&self) -> Arc<ClientStats> {
+        Arc::clone(&self.stats)
     }
 
     /// The device's name.
@@ -124,8 +163,9 @@ impl Client {
     /// Relays until `shutdown` fires, reconnecting as needed, then closes the
     /// connection and removes the device and its routes.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ClientError> {
-        let Client { service, dialers, tun } = self;
-        let result = connect_loop(&service, &dialers, &tun, &shutdown).await;
+        let Client { service, dialers, tun, stats } = self;
+        let result = connect_loop(&service, &dialers, &tun, &shutdown, &stats).await;
+        stats.connected.store(false, Ordering::Relaxed);
         let name = tun.name().to_owned();
         tun.close().await?;
         tracing::info!(device = %name, "TUN device removed");
@@ -145,6 +185,7 @@ async fn connect_loop(
     dialers: &[Dialer],
     tun: &Tun,
     shutdown: &CancellationToken,
+    stats: &ClientStats,
 ) -> Result<(), std::io::Error> {
     let mut backoff = Backoff::default();
     let mut tun_batch = RecvBatch::new(tun.mtu());
@@ -177,9 +218,12 @@ async fn connect_loop(
                         "connected to router server"
                     );
                     let started = Instant::now();
+                    stats.sessions.fetch_add(1, Ordering::Relaxed);
+                    stats.connected.store(true, Ordering::Relaxed);
                     // Packets queued while disconnected are stale: drop them.
                     session::drain_tun(tun, &mut tun_batch).await?;
                     let end = session::relay(connected, tun, &mut tun_batch, shutdown).await;
+                    stats.connected.store(false, Ordering::Relaxed);
                     match end {
                         SessionEnd::Tun(e) => return Err(e),
                         _ if shutdown.is_cancelled() => return Ok(()),
@@ -193,6 +237,7 @@ async fn connect_loop(
                     cap = backoff::CAP;
                 }
                 Err(e) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(host = %service.host, remote = %node.addr, error = %e, "cannot connect to router server");
                     selector.failed(index, Instant::now());
                     // While nothing listens (a restarting server) retries stay frequent.

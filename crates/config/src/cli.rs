@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use crate::ConfigError;
 use crate::raw::{
-    Metadata, RawAuth, RawConnector, RawDialer, RawForwardNode, RawForwarder, RawHandler, RawListener, RawNode,
-    RawSelector, RawService, RawTls,
+    Metadata, RawApi, RawAuth, RawConnector, RawDialer, RawForwardNode, RawForwarder, RawHandler, RawListener,
+    RawMetrics, RawNode, RawSelector, RawService, RawTls,
 };
 
 /// Listener types GOST registers: a single scheme names the listener too
@@ -170,6 +170,14 @@ pub(crate) fn flag_origin(flag: &str, text: &str) -> String {
     format!("{flag} {shown:?}")
 }
 
+/// The flags that [`flag_origin`] names.
+const FLAGS: &[&str] = &["-L", "-F", "-api", "-metrics"];
+
+/// Whether `origin` is a flag's (made by [`flag_origin`]) rather than a file's.
+pub(crate) fn is_flag_origin(origin: &str) -> bool {
+    FLAGS.iter().any(|flag| origin.strip_prefix(flag).is_some_and(|rest| rest.starts_with(" \"")))
+}
+
 fn split_scheme(scheme: &str, origin: &str, known_second: &[&str]) -> Result<(String, String), ConfigError> {
     let parts: Vec<&str> = scheme.split('+').collect();
     match parts.as_slice() {
@@ -269,9 +277,7 @@ pub(crate) fn service(text: &str, origin: &str) -> Result<RawService, ConfigErro
         }),
         listener: Some(RawListener { kind: Some(listener), chain: None, tls, metadata: some_metadata(listener_md) }),
         forwarder,
-        limiter: None,
-        rlimiter: None,
-        metadata: None,
+        ..RawService::default()
     })
 }
 
@@ -375,6 +381,65 @@ fn node(mut url: FlagUrl, origin: &str) -> Result<RawNode, ConfigError> {
         tls: None,
         metadata: None,
     })
+}
+
+/// The query of an `-api` or `-metrics` URL: each key at most once, among
+/// `known` (case-insensitive, as GOST's metadata reader); anything else is
+/// an unknown key, named with the closest known one.
+fn web_query(
+    url: &FlagUrl,
+    origin: &str,
+    section: &str,
+    known: &[&'static str],
+) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (key, value) in &url.query {
+        let Some(&name) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) else {
+            return Err(ConfigError::UnknownKey {
+                origin: origin.to_owned(),
+                key: format!("{section}.{key}"),
+                suggestion: crate::suggest::closest(key, known.iter().copied()).map(str::to_owned),
+                known: known.iter().map(|k| (*k).to_owned()).collect(),
+                line: None,
+            });
+        };
+        out.push((name, value.clone()));
+    }
+    Ok(out)
+}
+
+fn web_auth(url: &FlagUrl) -> Option<RawAuth> {
+    url.user.clone().map(|(username, password)| RawAuth {
+        username: Some(username),
+        password: Some(password),
+        hosts: None,
+    })
+}
+
+/// `-api`: `[user:pass@]addr[?pathPrefix=/api&accesslog=true]`, read as GOST does.
+pub(crate) fn api(text: &str, origin: &str) -> Result<RawApi, ConfigError> {
+    let url = parse_url(text, origin)?;
+    let mut api = RawApi { addr: Some(url.host.clone()), auth: web_auth(&url), ..RawApi::default() };
+    for (key, value) in web_query(&url, origin, "api", &["pathPrefix", "accesslog"])? {
+        match key {
+            "pathPrefix" => api.path_prefix = Some(value),
+            _ => api.accesslog = Some(Value::String(value)),
+        }
+    }
+    Ok(api)
+}
+
+/// `-metrics`: `[user:pass@]addr[?path=/metrics&hostLabels=true]`, read as GOST does.
+pub(crate) fn metrics(text: &str, origin: &str) -> Result<RawMetrics, ConfigError> {
+    let url = parse_url(text, origin)?;
+    let mut metrics = RawMetrics { addr: Some(url.host.clone()), auth: web_auth(&url), ..RawMetrics::default() };
+    for (key, value) in web_query(&url, origin, "metrics", &["path", "hostLabels"])? {
+        match key {
+            "path" => metrics.path = Some(value),
+            _ => metrics.host_labels = Some(Value::String(value)),
+        }
+    }
+    Ok(metrics)
 }
 
 #[cfg(test)]

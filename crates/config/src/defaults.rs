@@ -48,6 +48,10 @@ pub const SERVER_QUEUE_BYTES: usize = 256 << 20;
 pub const KEEPALIVE_PERIOD: Duration = Duration::from_secs(15);
 /// TCP_USER_TIMEOUT (`userTimeout`).
 pub const USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The metrics endpoint's path (`metrics.path`).
+pub const METRICS_PATH: &str = "/metrics";
+/// Per-host metric series (`metrics.hostLabels`, rgost extension): off.
+pub const METRICS_HOST_LABELS: bool = false;
 /// How often the router handler reports each client's stats to its
 /// observer (`observePeriod`, as in GOST).
 pub const OBSERVE_PERIOD: Duration = Duration::from_secs(5);

@@ -14,6 +14,7 @@
 
 mod cli;
 pub mod defaults;
+mod document;
 mod duration;
 mod limits;
 mod metadata;
@@ -23,7 +24,9 @@ mod size;
 mod suggest;
 mod summary;
 mod validate;
+mod web;
 
+pub use document::{API_ORIGIN, Args, Document, EditError, Section};
 pub use limits::{LimitLineError, LimitScope, RateLimit, RateScope, TrafficLimit, parse_rate};
 pub use model::*;
 
@@ -52,15 +55,33 @@ pub struct Loaded {
 ///
 /// rgost supports chains of one hop, so more than one `-F` is an error.
 pub fn load(file: Option<&Path>, services: &[String], nodes: &[String]) -> Result<Loaded, ConfigError> {
+    let args = Args {
+        file: file.map(Path::to_path_buf),
+        services: services.to_vec(),
+        nodes: nodes.to_vec(),
+        ..Args::default()
+    };
+    load_args(&args)
+}
+
+/// [`load`] with everything the command line gives, `-api` and `-metrics`
+/// included: the same as [`Document::load`] then [`Document::validate`].
+pub fn load_args(args: &Args) -> Result<Loaded, ConfigError> {
+    Document::load(args)?.validate()
+}
+
+/// Reads the file and the command line into one raw input (see [`load`]).
+fn read(args: &Args) -> Result<Input, ConfigError> {
     let mut input = Input::default();
-    if let Some(path) = file {
+    if let Some(path) = &args.file {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|err| ConfigError::Read { origin: origin.clone(), reason: err.to_string() })?;
         add_file(&mut input, parse_raw(&text, &origin)?, &origin);
     }
+    let (services, nodes) = (&args.services, &args.nodes);
 
-    let chain = match nodes {
+    let chain = match nodes.as_slice() {
         [] => None,
         [url] => {
             let origin = cli::flag_origin("-F", url);
@@ -106,13 +127,16 @@ pub fn load(file: Option<&Path>, services: &[String], nodes: &[String]) -> Resul
         }
         input.services.push(Sourced { origin, item: service });
     }
-    let (loaded, files) = validate::validate(&input)?;
-    // Files rgost opens at start (certificates, keys, CAs) must be readable
-    // now, so a dry run (`--check`) and a start fail alike, naming the key.
-    for file in &files {
-        file.check()?;
+    // As in GOST, the flags replace the file's sections.
+    if let Some(url) = &args.api {
+        let origin = cli::flag_origin("-api", url);
+        input.api = Some(Sourced { item: cli::api(url, &origin)?, origin });
     }
-    Ok(loaded)
+    if let Some(url) = &args.metrics {
+        let origin = cli::flag_origin("-metrics", url);
+        input.metrics = Some(Sourced { item: cli::metrics(url, &origin)?, origin });
+    }
+    Ok(input)
 }
 
 /// GOST names `-L` services `service-{k}`; skip names the file already uses.
@@ -135,9 +159,8 @@ fn free_name<'a>(prefix: &str, names: impl Iterator<Item = &'a Option<String>> +
 /// read from `origin` (used in error messages). Touches no file: the files
 /// the config names are not checked (see [`load`]).
 pub fn parse_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
-    let mut input = Input::default();
-    add_file(&mut input, parse_raw(text, origin)?, origin);
-    validate::validate(&input).map(|(loaded, _files)| loaded)
+    let document = Document::parse(text, origin)?;
+    validate::validate(&document.input).map(|(loaded, _files)| loaded)
 }
 
 /// Reads the raw schema and rejects GOST sections rgost does not implement.
@@ -191,7 +214,7 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
             origin: origin.to_owned(),
             key: section.to_owned(),
             value: section.to_owned(),
-            hint: "rgost implements the sections services, chains, routers, ingresses, authers, limiters, rlimiters, observers and sds"
+            hint: "rgost implements the sections services, chains, routers, ingresses, authers, limiters, rlimiters, observers, sds, api and metrics"
                 .to_owned(),
         });
     }
@@ -227,6 +250,8 @@ fn add_file(input: &mut Input, raw: RawConfig, origin: &str) {
     input.routers.extend(raw.routers.into_iter().flatten().map(from(origin)));
     input.ingresses.extend(raw.ingresses.into_iter().flatten().map(from(origin)));
     input.authers.extend(raw.authers.into_iter().flatten().map(from(origin)));
+    input.api = raw.api.map(from(origin));
+    input.metrics = raw.metrics.map(from(origin));
     input.limiters.extend(raw.limiters.into_iter().flatten().map(from(origin)));
     input.rlimiters.extend(raw.rlimiters.into_iter().flatten().map(from(origin)));
     input.observers.extend(raw.observers.into_iter().flatten().map(from(origin)));

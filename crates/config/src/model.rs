@@ -27,6 +27,10 @@ pub struct Config {
     pub rlimiters: Vec<RateLimiterConfig>,
     /// Observers by name, in file order.
     pub observers: Vec<ObserverConfig>,
+    /// The web API (`api:` or `-api`), if enabled.
+    pub api: Option<ApiConfig>,
+    /// The Prometheus metrics endpoint (`metrics:` or `-metrics`), if enabled.
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// One service.
@@ -46,6 +50,45 @@ pub enum ServiceKind {
     Router(RouterService),
     /// `listener: tun` + `handler: tun` (client side).
     Tun(TunService),
+    /// `handler: api`: the web API on this service's address.
+    Api(ApiConfig),
+    /// `handler: metrics`: Prometheus metrics on this service's address.
+    Metrics(MetricsConfig),
+}
+
+/// The web API: GOST's config endpoints and rgost's live status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// Where to listen.
+    pub listen: ListenAddr,
+    /// `tcp`, or `tls` for HTTPS (a service's `listener`; the top-level `api:` is plain HTTP).
+    pub listener: ListenerKind,
+    /// `pathPrefix`: every path starts with it (`""` or e.g. `/api`, no trailing slash).
+    pub path_prefix: String,
+    /// `accesslog`: one log line per request.
+    pub access_log: bool,
+    /// Inline credentials (HTTP Basic); checked before `auther`.
+    pub auth: Option<Credentials>,
+    /// An auther's name (HTTP Basic checked against it).
+    pub auther: Option<String>,
+}
+
+/// The Prometheus metrics endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// Where to listen.
+    pub listen: ListenAddr,
+    /// `tcp`, or `tls` for HTTPS (a service's `listener`; the top-level `metrics:` is plain HTTP).
+    pub listener: ListenerKind,
+    /// `path` (default `/metrics`).
+    pub path: String,
+    /// Inline credentials (HTTP Basic); checked before `auther`.
+    pub auth: Option<Credentials>,
+    /// An auther's name (HTTP Basic checked against it).
+    pub auther: Option<String>,
+    /// rgost extension `hostLabels`: per-host series (off by default: a
+    /// server with 20,000 clients would emit millions of series).
+    pub host_labels: bool,
 }
 
 /// A router server.
@@ -725,6 +768,20 @@ pub enum ConfigError {
         /// The name referred to.
         value: String,
     },
+}
+
+impl ConfigError {
+    /// The key path at fault (e.g. `routers[0].routes[1].dst`), when the error names one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Read { .. } | ConfigError::Syntax { .. } => None,
+            ConfigError::Invalid { key, .. }
+            | ConfigError::Unsupported { key, .. }
+            | ConfigError::Missing { key, .. }
+            | ConfigError::UnknownKey { key, .. }
+            | ConfigError::Undefined { key, .. } => Some(key),
+        }
+    }
 }
 
 /// `: did you mean `x`?`, or the keys known there, or nothing.

@@ -3,11 +3,16 @@
 //! Every object rejects keys it does not know, so a typo is an error rather
 //! than a silently ignored setting. GOST's top-level sections that rgost does
 //! not implement are read only to be reported by name.
+//!
+//! The objects also serialise back to the same schema: the running config
+//! as a document ([`crate::Document`]) is shown and edited through the web
+//! API in GOST's shape. Absent keys are `None` and are left out of the
+//! output (see `document`).
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Free-form metadata: strings, numbers, bools or lists.
@@ -38,8 +43,8 @@ pub(crate) struct RawConfig {
     tls: Option<IgnoredAny>,
     log: Option<IgnoredAny>,
     profiling: Option<IgnoredAny>,
-    api: Option<IgnoredAny>,
-    metrics: Option<IgnoredAny>,
+    pub(crate) api: Option<RawApi>,
+    pub(crate) metrics: Option<RawMetrics>,
 }
 
 impl RawConfig {
@@ -57,16 +62,41 @@ impl RawConfig {
             ("tls", self.tls.is_some()),
             ("log", self.log.is_some()),
             ("profiling", self.profiling.is_some()),
-            ("api", self.api.is_some()),
-            ("metrics", self.metrics.is_some()),
         ]
         .into_iter()
         .find_map(|(key, present)| present.then_some(key))
     }
 }
 
+/// `api: {addr, pathPrefix, accesslog, auth, auther}`: the web API.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApi {
+    pub(crate) addr: Option<String>,
+    #[serde(rename = "pathPrefix")]
+    pub(crate) path_prefix: Option<String>,
+    /// GOST writes `accesslog`; viper reads keys case-insensitively, so `accessLog` too.
+    #[serde(alias = "accessLog")]
+    pub(crate) accesslog: Option<Value>,
+    pub(crate) auth: Option<RawAuth>,
+    pub(crate) auther: Option<String>,
+}
+
+/// `metrics: {addr, path, auth, auther}`: Prometheus metrics. `hostLabels`
+/// is rgost's (per-host series, off by default).
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub(crate) addr: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) auth: Option<RawAuth>,
+    pub(crate) auther: Option<String>,
+    #[serde(rename = "hostLabels")]
+    pub(crate) host_labels: Option<Value>,
+}
+
 /// `services[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawService {
     pub(crate) name: Option<String>,
@@ -79,10 +109,15 @@ pub(crate) struct RawService {
     /// New connections per second.
     pub(crate) rlimiter: Option<String>,
     pub(crate) metadata: Option<Metadata>,
+    /// GOST's read-only service status, in configs saved from its API
+    /// (`GET /config`): accepted and ignored, never written back.
+    #[serde(default, skip_serializing)]
+    #[allow(dead_code, reason = "read only so that GOST's saved configs load")]
+    pub(crate) status: Option<Value>,
 }
 
 /// `services[].handler`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHandler {
     #[serde(rename = "type")]
@@ -98,7 +133,7 @@ pub(crate) struct RawHandler {
 }
 
 /// `services[].listener`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawListener {
     #[serde(rename = "type")]
@@ -109,7 +144,7 @@ pub(crate) struct RawListener {
 }
 
 /// A `tls` block (listener, dialer, node or plugin).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawTls {
     pub(crate) cert_file: Option<String>,
@@ -120,7 +155,7 @@ pub(crate) struct RawTls {
 }
 
 /// `auth` / `auths[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuth {
     pub(crate) username: Option<String>,
@@ -130,14 +165,14 @@ pub(crate) struct RawAuth {
 }
 
 /// `services[].forwarder`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawForwarder {
     pub(crate) nodes: Option<Vec<RawForwardNode>>,
 }
 
 /// `services[].forwarder.nodes[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawForwardNode {
     #[allow(dead_code, reason = "part of GOST's schema; rgost uses only the addr")]
@@ -146,7 +181,7 @@ pub(crate) struct RawForwardNode {
 }
 
 /// `chains[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawChain {
     pub(crate) name: Option<String>,
@@ -155,7 +190,7 @@ pub(crate) struct RawChain {
 }
 
 /// `chains[].hops[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHop {
     #[allow(dead_code, reason = "part of GOST's schema; rgost's chains have one hop")]
@@ -165,7 +200,7 @@ pub(crate) struct RawHop {
 }
 
 /// `chains[].hops[].selector`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawSelector {
     pub(crate) strategy: Option<String>,
@@ -176,7 +211,7 @@ pub(crate) struct RawSelector {
 }
 
 /// `sds[]`: a service discovery.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSd {
     pub(crate) name: Option<String>,
@@ -186,7 +221,7 @@ pub(crate) struct RawSd {
 }
 
 /// `sds[].redis`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSdRedis {
     pub(crate) addr: Option<String>,
@@ -198,7 +233,7 @@ pub(crate) struct RawSdRedis {
 }
 
 /// `chains[].hops[].nodes[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawNode {
     pub(crate) name: Option<String>,
@@ -210,7 +245,7 @@ pub(crate) struct RawNode {
 }
 
 /// `...nodes[].connector`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConnector {
     #[serde(rename = "type")]
@@ -220,7 +255,7 @@ pub(crate) struct RawConnector {
 }
 
 /// `...nodes[].dialer`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDialer {
     #[serde(rename = "type")]
@@ -230,7 +265,7 @@ pub(crate) struct RawDialer {
 }
 
 /// `routers[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRouter {
     pub(crate) name: Option<String>,
@@ -243,7 +278,7 @@ pub(crate) struct RawRouter {
 }
 
 /// `routers[].routes[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRoute {
     pub(crate) dst: Option<String>,
@@ -253,7 +288,7 @@ pub(crate) struct RawRoute {
 }
 
 /// `ingresses[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawIngress {
     pub(crate) name: Option<String>,
@@ -266,7 +301,7 @@ pub(crate) struct RawIngress {
 }
 
 /// `ingresses[].rules[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRule {
     pub(crate) hostname: Option<String>,
@@ -274,7 +309,7 @@ pub(crate) struct RawRule {
 }
 
 /// `authers[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuther {
     pub(crate) name: Option<String>,
@@ -287,7 +322,7 @@ pub(crate) struct RawAuther {
 }
 
 /// `limiters[]` and `rlimiters[]` (one schema; rate limiters have no plugin).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLimiter {
     pub(crate) name: Option<String>,
@@ -300,7 +335,7 @@ pub(crate) struct RawLimiter {
 }
 
 /// `observers[]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawObserver {
     pub(crate) name: Option<String>,
@@ -336,14 +371,14 @@ macro_rules! sources_of {
 sources_of!(RawRouter, RawIngress, RawAuther, RawLimiter);
 
 /// `file: {path}`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFile {
     pub(crate) path: Option<String>,
 }
 
 /// `redis: {...}`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRedis {
     pub(crate) addr: Option<String>,
@@ -356,7 +391,7 @@ pub(crate) struct RawRedis {
 }
 
 /// `http: {url, timeout}`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHttp {
     pub(crate) url: Option<String>,
@@ -364,7 +399,7 @@ pub(crate) struct RawHttp {
 }
 
 /// `plugin: {type, addr, timeout, tls, token}`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPlugin {
     #[serde(rename = "type")]

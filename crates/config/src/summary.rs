@@ -3,22 +3,28 @@
 use std::fmt::{self, Display, Formatter};
 
 use crate::{
-    Config, DialerKind, ListenAddr, ListenerKind, Node, PluginConfig, RouterService, SdBackend, Service, ServiceKind,
-    Sources, Strategy, TlsServerSettings, TunService,
+    ApiConfig, Config, Credentials, DialerKind, ListenAddr, ListenerKind, MetricsConfig, Node, PluginConfig,
+    RouterService, SdBackend, Service, ServiceKind, Sources, Strategy, TlsServerSettings, TunService,
 };
 
 impl Config {
     /// One line per service, in order: what it would run (listen address and
     /// transport, routers, ingress, authentication; or device, routes and
     /// server). Used by `rgost --check`.
+    /// The top-level `api` and `metrics` follow, named `@api` and `@metrics` as in GOST's logs.
     pub fn summary(&self) -> Vec<String> {
-        self.services.iter().map(|service| self.service_line(service)).collect()
+        let mut lines: Vec<String> = self.services.iter().map(|service| self.service_line(service)).collect();
+        lines.extend(self.api.iter().map(|api| format!("@api: {}", api_line(api))));
+        lines.extend(self.metrics.iter().map(|metrics| format!("@metrics: {}", metrics_line(metrics))));
+        lines
     }
 
     fn service_line(&self, service: &Service) -> String {
         match &service.kind {
             ServiceKind::Router(router) => format!("{}: {}", service.name, self.router_line(router)),
             ServiceKind::Tun(tun) => format!("{}: {}", service.name, tun_line(tun)),
+            ServiceKind::Api(api) => format!("{}: {}", service.name, api_line(api)),
+            ServiceKind::Metrics(metrics) => format!("{}: {}", service.name, metrics_line(metrics)),
         }
     }
 
@@ -111,6 +117,36 @@ impl Config {
             parts.push(format!("observer {name} every {:?}", shaping.observe.period));
         }
         parts.iter().map(|p| format!("; {p}")).collect()
+    }
+}
+
+fn api_line(api: &ApiConfig) -> String {
+    let prefix = if api.path_prefix.is_empty() { "/" } else { api.path_prefix.as_str() };
+    format!(
+        "web API on {} over {} at {prefix}; {}{}",
+        api.listen,
+        listener(&api.listener),
+        web_auth(api.auth.as_ref(), api.auther.as_deref()),
+        if api.access_log { "; access log" } else { "" }
+    )
+}
+
+fn metrics_line(metrics: &MetricsConfig) -> String {
+    format!(
+        "Prometheus metrics on {} over {} at {}; {}; per-host series {}",
+        metrics.listen,
+        listener(&metrics.listener),
+        metrics.path,
+        web_auth(metrics.auth.as_ref(), metrics.auther.as_deref()),
+        if metrics.host_labels { "on" } else { "off" }
+    )
+}
+
+fn web_auth(auth: Option<&Credentials>, auther: Option<&str>) -> String {
+    match (auth, auther) {
+        (Some(credentials), _) => format!("user {}", credentials.username),
+        (None, Some(name)) => format!("auther {name}"),
+        (None, None) => "no authentication".to_owned(),
     }
 }
 

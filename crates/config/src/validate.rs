@@ -13,8 +13,8 @@ use uuid::Uuid;
 use crate::defaults;
 use crate::metadata::{Md, check_keys, duration_value, invalid, scalar, shown};
 use crate::raw::{
-    RawAuth, RawAuther, RawChain, RawIngress, RawLimiter, RawNode, RawObserver, RawPlugin, RawRouter, RawSd,
-    RawSelector, RawService, RawSources, RawTls,
+    RawApi, RawAuth, RawAuther, RawChain, RawIngress, RawLimiter, RawMetrics, RawNode, RawObserver, RawPlugin,
+    RawRouter, RawSd, RawSelector, RawService, RawSources, RawTls,
 };
 use crate::{
     AutherConfig, Chain, ClusterSettings, Config, ConfigError, Credentials, DialerKind, FileSource, HttpSource,
@@ -32,7 +32,7 @@ pub(crate) struct Sourced<T> {
 }
 
 /// Everything read, from the file and the flags, in order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Input {
     pub(crate) services: Vec<Sourced<RawService>>,
     pub(crate) chains: Vec<Sourced<RawChain>>,
@@ -43,30 +43,37 @@ pub(crate) struct Input {
     pub(crate) rlimiters: Vec<Sourced<RawLimiter>>,
     pub(crate) observers: Vec<Sourced<RawObserver>>,
     pub(crate) sds: Vec<Sourced<RawSd>>,
+    pub(crate) api: Option<Sourced<RawApi>>,
+    pub(crate) metrics: Option<Sourced<RawMetrics>>,
 }
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-fn missing(origin: &str, key: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+pub(crate) fn missing(origin: &str, key: impl Into<String>, hint: impl Into<String>) -> ConfigError {
     ConfigError::Missing { origin: origin.to_owned(), key: key.into(), hint: hint.into() }
 }
 
-fn unsupported(origin: &str, key: impl Into<String>, value: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+pub(crate) fn unsupported(
+    origin: &str,
+    key: impl Into<String>,
+    value: impl Into<String>,
+    hint: impl Into<String>,
+) -> ConfigError {
     ConfigError::Unsupported { origin: origin.to_owned(), key: key.into(), value: value.into(), hint: hint.into() }
 }
 
-fn undefined(origin: &str, key: impl Into<String>, value: impl Into<String>) -> ConfigError {
+pub(crate) fn undefined(origin: &str, key: impl Into<String>, value: impl Into<String>) -> ConfigError {
     ConfigError::Undefined { origin: origin.to_owned(), key: key.into(), value: value.into() }
 }
 
 /// A non-empty, trimmed string.
-fn text(value: Option<&String>) -> Option<&str> {
+pub(crate) fn text(value: Option<&String>) -> Option<&str> {
     value.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
 /// What validation noticed besides the model.
 #[derive(Debug, Default)]
-struct Notes {
+pub(crate) struct Notes {
     /// Warnings for the log.
     warnings: Vec<String>,
     /// Files the model refers to and rgost opens at start.
@@ -76,13 +83,13 @@ struct Notes {
 }
 
 impl Notes {
-    fn warn(&mut self, warning: String) {
+    pub(crate) fn warn(&mut self, warning: String) {
         self.warnings.push(warning);
     }
 
     /// Rejects unknown keys of one component's metadata maps (see
     /// [`check_keys`]) and remembers the keys they know.
-    fn check_metadata(&mut self, maps: &[&Md<'_>]) -> Result<()> {
+    pub(crate) fn check_metadata(&mut self, maps: &[&Md<'_>]) -> Result<()> {
         check_keys(maps, &mut self.warnings)?;
         self.keys.extend(maps.iter().flat_map(|md| md.known()));
         Ok(())
@@ -157,9 +164,12 @@ fn validate_with_notes(input: &Input) -> Result<(Loaded, Notes)> {
     };
     let services: Vec<Service> =
         section("services", &input.services, |o, i, r| service(o, i, r, &refs, &mut notes), |s| &s.name)?;
+    let api = input.api.as_ref().map(|s| crate::web::api_section(&s.origin, &s.item, refs.authers)).transpose()?;
+    let metrics =
+        input.metrics.as_ref().map(|s| crate::web::metrics_section(&s.origin, &s.item, refs.authers)).transpose()?;
 
     let loaded = Loaded {
-        config: Config { services, routers, ingresses, authers, limiters, rlimiters, observers },
+        config: Config { services, routers, ingresses, authers, limiters, rlimiters, observers, api, metrics },
         warnings: std::mem::take(&mut notes.warnings),
     };
     Ok((loaded, notes))
@@ -195,10 +205,10 @@ fn check_unique<'a>(section: &str, names: impl Iterator<Item = (&'a str, &'a Str
 }
 
 /// What services may refer to.
-struct Refs<'a> {
+pub(crate) struct Refs<'a> {
     routers: &'a [RouterConfig],
     ingresses: &'a [IngressConfig],
-    authers: &'a [AutherConfig],
+    pub(crate) authers: &'a [AutherConfig],
     chains: &'a [Chain],
     limiters: &'a [LimiterConfig],
     rlimiters: &'a [RateLimiterConfig],
@@ -211,7 +221,7 @@ struct Refs<'a> {
 // read registers its key (see `metadata`).
 
 const ROUTER_HANDLER_IGNORED: &[&str] = &["bufferSize", "limiter.cleanupInterval"];
-const LISTENER_IGNORED: &[&str] = &[
+pub(crate) const LISTENER_IGNORED: &[&str] = &[
     "backlog",
     "mptcp",
     "proxyProtocol",
@@ -227,7 +237,7 @@ const LISTENER_IGNORED: &[&str] = &[
 ];
 const TUN_LISTENER_IGNORED: &[&str] = &["peer", "bufferSize", "readBufferSize", "ttl", "p2p", "passphrase"];
 const TUN_HANDLER_IGNORED: &[&str] = &["bufferSize", "keepAlive", "ttl", "p2p", "passphrase", "observer.period"];
-const SERVICE_IGNORED: &[&str] = &[
+pub(crate) const SERVICE_IGNORED: &[&str] = &[
     "interface",
     "so_mark",
     "soMark",
@@ -261,7 +271,8 @@ fn service(origin: &str, i: usize, raw: &RawService, refs: &Refs<'_>, notes: &mu
     let name = text(raw.name.as_ref()).map_or_else(|| format!("service-{i}"), str::to_owned);
     let handler = raw.handler.as_ref().and_then(|h| text(h.kind.as_ref())).map(str::to_ascii_lowercase);
     let listener = raw.listener.as_ref().and_then(|l| text(l.kind.as_ref())).map(str::to_ascii_lowercase);
-    const HINT: &str = "rgost implements handler router (listener tcp, tls, ws or wss) and handler tun (listener tun)";
+    const HINT: &str = "rgost implements handler router (listener tcp, tls, ws or wss), handler tun (listener tun), \
+                        and handler api or metrics (listener tcp or tls)";
     let kind = match (handler.as_deref(), listener.as_deref()) {
         (None | Some("tun" | "auto"), Some("tun")) => ServiceKind::Tun(tun_service(origin, &path, raw, refs, notes)?),
         (Some(other), Some("tun")) => {
@@ -272,6 +283,13 @@ fn service(origin: &str, i: usize, raw: &RawService, refs: &Refs<'_>, notes: &mu
         }
         (Some("router"), Some(other)) => {
             return Err(unsupported(origin, format!("{path}.listener.type"), other, "use tcp, tls, ws or wss"));
+        }
+        (Some(kind @ ("api" | "metrics")), None | Some("tcp" | "tls")) => {
+            let web = crate::web::web_service(origin, &path, raw, refs, notes)?;
+            if kind == "api" { ServiceKind::Api(web.api()) } else { ServiceKind::Metrics(web.metrics()) }
+        }
+        (Some("api" | "metrics"), Some(other)) => {
+            return Err(unsupported(origin, format!("{path}.listener.type"), other, "use tcp or tls"));
         }
         (Some("tun"), other) => {
             return Err(unsupported(
@@ -592,7 +610,7 @@ fn http_path(md: &Md<'_>) -> Result<String> {
 }
 
 /// `:8443`, `0.0.0.0:8443`, `127.0.0.1:8443`, `[::1]:8443`.
-fn listen_addr(addr: &str) -> std::result::Result<ListenAddr, String> {
+pub(crate) fn listen_addr(addr: &str) -> std::result::Result<ListenAddr, String> {
     let (host, port) = addr.rsplit_once(':').ok_or("expected [address]:port, e.g. :8443")?;
     let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
     let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
@@ -625,7 +643,12 @@ fn dial_addr(addr: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn tls_server(origin: &str, path: &str, tls: Option<&RawTls>, notes: &mut Notes) -> Result<TlsServerSettings> {
+pub(crate) fn tls_server(
+    origin: &str,
+    path: &str,
+    tls: Option<&RawTls>,
+    notes: &mut Notes,
+) -> Result<TlsServerSettings> {
     let Some(tls) = tls else { return Ok(TlsServerSettings::default()) };
     let (cert_file, key_file) = cert_pair(origin, path, tls)?;
     if tls.server_name.is_some() || tls.secure.is_some() {
@@ -801,7 +824,7 @@ fn named_chain(origin: &str, key: &str, name: &str, refs: &Refs<'_>) -> Result<C
     refs.chains.iter().find(|c| c.name == name).cloned().ok_or_else(|| undefined(origin, key, name))
 }
 
-fn user_entry(origin: &str, path: &str, raw: &RawAuth) -> Result<UserEntry> {
+pub(crate) fn user_entry(origin: &str, path: &str, raw: &RawAuth) -> Result<UserEntry> {
     let username = text(raw.username.as_ref())
         .ok_or_else(|| missing(origin, format!("{path}.username"), "credentials need a user name"))?;
     let hosts: Vec<String> =
@@ -1284,6 +1307,7 @@ mod tests {
     #[test]
     fn docs_name_every_metadata_key() {
         let yaml = "services:\n- addr: :1\n  handler: {type: router}\n  listener: {type: wss}\n\
+                    - addr: :2\n  handler: {type: api}\n- addr: :3\n  handler: {type: metrics}\n\
                     - handler: {type: tun}\n  listener: {type: tun, metadata: {net: 10.0.0.1/24}}\n  \
                     forwarder: {nodes: [{addr: h}]}\n\
                     chains:\n- name: c\n  hops:\n  - nodes:\n    - addr: h:1\n      connector: {type: router}\n      dialer: {type: wss}\n";

@@ -247,6 +247,8 @@ fn seed_server_config() -> Config {
         }],
         ingresses: vec![],
         authers: vec![],
+        api: None,
+        metrics: None,
         limiters: vec![],
         rlimiters: vec![],
         observers: vec![],

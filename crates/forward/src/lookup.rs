@@ -170,9 +170,18 @@ impl Answers {
 pub struct ReaderCache {
     key: Option<u64>,
     entries: HashMap<IpAddr, (Option<Arc<str>>, Instant)>,
+    /// Addresses answered from a cache (this one or the namespace's) since
+    /// the last [`ReaderCache::take_hits`]: counted here, where no other
+    /// thread looks, and handed to the connection's counters once per batch.
+    pub(crate) hits: u64,
 }
 
 impl ReaderCache {
+    /// The cache hits counted since the last call.
+    pub fn take_hits(&mut self) -> u64 {
+        std::mem::take(&mut self.hits)
+    }
+
     pub(crate) fn get(&mut self, key: u64, addr: IpAddr, now: Instant) -> Option<Option<Arc<str>>> {
         if self.key != Some(key) {
             self.key = Some(key);

@@ -241,11 +241,13 @@ impl<'a, C> View<'a, C> {
         start: &mut Lookups,
     ) -> Result<Resolved, DropReason> {
         if let Some(gateway) = cache.get(plugin.key, addr, self.now) {
+            cache.hits += 1;
             return Ok(Resolved::Gateway(gateway));
         }
         let (known, expires) = self.namespace.lock_answers().query(plugin, addr, self.now);
         match known {
             Known::Answer(gateway) => {
+                cache.hits += 1;
                 if let Some(expires) = expires {
                     cache.put(addr, gateway.clone(), expires);
                 }

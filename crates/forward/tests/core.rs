@@ -156,6 +156,11 @@ fn plugin_routes_hold_packets_and_check_sources_like_tables() {
     // Known answers deliver at once, also from a reader that never asked.
     let mut fresh = ReaderCache::default();
     assert_eq!(outcome(view.route(&packet, &from_h1, &mut fresh)), Ok(h2));
+    // Both addresses came from the namespace's cache, then from the reader's own.
+    assert_eq!(fresh.take_hits(), 2);
+    assert_eq!(outcome(view.route(&packet, &from_h1, &mut fresh)), Ok(h2));
+    assert_eq!(fresh.take_hits(), 2);
+    assert_eq!(fresh.take_hits(), 0, "taken");
     // A spoofed source is looked up and dropped once the plugin answers.
     let spoofed = udp([10, 0, 0, 2], [10, 0, 0, 1], 1);
     assert_eq!(outcome(view.route(&spoofed, &from_h1, &mut cache)).unwrap_err(), "spoofed_source", "h2's address");

@@ -20,15 +20,28 @@ use rgost_config::{
 use rgost_relay::TunnelId;
 use rgost_routing::{Ingress, Route, RouteTable};
 use rgost_sources::{AuthPlugin, Entry, IngressPlugin, LimiterPlugin, LineFormat, PluginError, Reloader, RouterPlugin};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::Settings;
 use crate::auth::{AuthResolver, Auther};
+use crate::events::{Event, Events};
 use crate::ingress::{IngressResolver, IngressSource};
+use crate::meters::{Meters, PluginStats};
 use crate::observe::Observer;
 use crate::ratelimit::RateLimiter;
 use crate::router::{RouteResolver, Router};
 use crate::shaping::{Rules, TrafficLimiter};
+
+/// Where the built settings report what they do: route changes from data
+/// sources as events, source reads and plugin lookups as counters.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    /// The bus for route changes.
+    pub events: Events,
+    /// The counters of sources and plugins.
+    pub meters: Arc<Meters>,
+}
 
 /// Why a service's settings could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -55,28 +68,39 @@ pub async fn settings(
     config: &Config,
     shutdown: &CancellationToken,
 ) -> Result<Settings, BuildError> {
+    settings_with(name, service, config, shutdown, &Hooks::default()).await
+}
+
+/// [`settings`], reporting to `hooks`.
+pub async fn settings_with(
+    name: &str,
+    service: &RouterService,
+    config: &Config,
+    shutdown: &CancellationToken,
+    hooks: &Hooks,
+) -> Result<Settings, BuildError> {
     let mut settings = Settings::from_config(name, service, config);
     // With `router.cache` off the packet path still never waits on HTTP:
     // rgost then caches answers briefly.
     let ttl = if service.route_cache_ttl.is_zero() { defaults::ROUTE_CACHE_TTL } else { service.route_cache_ttl };
     for router in &config.routers {
-        if let Some(built) = build_router(router, ttl, shutdown).await? {
+        if let Some(built) = build_router(name, router, ttl, shutdown, hooks).await? {
             settings.routers.insert(router.name.clone(), built);
         }
     }
     if let Some(ingress) = service.ingress.as_ref().and_then(|n| config.ingresses.iter().find(|i| &i.name == n))
-        && let Some(built) = build_ingress(ingress, shutdown).await?
+        && let Some(built) = build_ingress(ingress, shutdown, &hooks.meters).await?
     {
         settings.ingress = Some(built);
     }
     // The handler's own `auth` wins over `auther` (from_config already chose it).
     if service.auth.is_none()
         && let Some(auther) = service.auther.as_ref().and_then(|n| config.authers.iter().find(|a| &a.name == n))
-        && let Some(built) = build_auther(auther, shutdown).await?
+        && let Some(built) = auther_with(auther, shutdown, &hooks.meters).await?
     {
         settings.auther = Some(built);
     }
-    attach_shapers(&mut settings, name, service, config, shutdown).await?;
+    attach_shapers(&mut settings, name, service, config, shutdown, &hooks.meters).await?;
     Ok(settings)
 }
 
@@ -87,17 +111,19 @@ async fn attach_shapers(
     service: &RouterService,
     config: &Config,
     shutdown: &CancellationToken,
+    meters: &Meters,
 ) -> Result<(), BuildError> {
     let shaping = &service.shaping;
     let limiter = |wanted: &Option<String>| config.limiters.iter().find(|l| Some(&l.name) == wanted.as_ref());
     if let Some(limiter) = limiter(&shaping.limiter) {
-        settings.shaping.limiter = Some(build_limiter(limiter, name, shaping.limiter_refresh, shutdown).await?);
+        settings.shaping.limiter = Some(build_limiter(limiter, name, shaping.limiter_refresh, shutdown, meters).await?);
     }
     if let Some(limiter) = limiter(&shaping.service_limiter) {
-        settings.shaping.service_limiter = Some(build_limiter(limiter, name, shaping.limiter_refresh, shutdown).await?);
+        settings.shaping.service_limiter =
+            Some(build_limiter(limiter, name, shaping.limiter_refresh, shutdown, meters).await?);
     }
     if let Some(limiter) = config.rlimiters.iter().find(|l| Some(&l.name) == shaping.rate_limiter.as_ref()) {
-        settings.shaping.rate_limiter = Some(build_rate_limiter(limiter, shutdown).await);
+        settings.shaping.rate_limiter = Some(build_rate_limiter(limiter, shutdown, meters).await);
     }
     if let Some(observer) = config.observers.iter().find(|o| Some(&o.name) == shaping.observer.as_ref()) {
         let built = Observer::new(observer, shaping.observe.period, shaping.observe.reset_traffic)
@@ -114,6 +140,7 @@ async fn build_limiter(
     service: &str,
     refresh: Duration,
     shutdown: &CancellationToken,
+    meters: &Meters,
 ) -> Result<Arc<TrafficLimiter>, BuildError> {
     if let Some(plugin) = &config.plugin {
         let plugin = LimiterPlugin::new(plugin).map_err(|source| BuildError::Plugin {
@@ -131,7 +158,8 @@ async fn build_limiter(
     let inline = config.limits.iter().map(|l| split_line(&l.line())).collect();
     let label = format!("limiter {}", config.name);
     let valid = |(scope, rates): &Entry| TrafficLimit::parse(&format!("{scope} {rates}")).is_ok();
-    let (initial, reloader) = load_lines(&label, config.sources.clone(), inline, valid).await;
+    let stats = meters.source("limiter", &config.name);
+    let (initial, reloader) = load_lines(&label, config.sources.clone(), inline, valid, stats).await;
     let limiter = Arc::new(TrafficLimiter::new(&config.name, Rules::new(&traffic_lines(&label, &initial))));
     let target = Arc::clone(&limiter);
     reloader.spawn(move |entries| target.replace(Rules::new(&traffic_lines(&label, &entries))), shutdown.clone());
@@ -139,14 +167,19 @@ async fn build_limiter(
 }
 
 /// A rate limiter: its inline lines and data sources, reloaded.
-async fn build_rate_limiter(config: &RateLimiterConfig, shutdown: &CancellationToken) -> Arc<RateLimiter> {
+async fn build_rate_limiter(
+    config: &RateLimiterConfig,
+    shutdown: &CancellationToken,
+    meters: &Meters,
+) -> Arc<RateLimiter> {
     if config.sources.is_empty() {
         return Arc::new(RateLimiter::new(&config.name, &config.limits));
     }
     let inline = config.limits.iter().map(|l| split_line(&l.to_string())).collect();
     let label = format!("rlimiter {}", config.name);
     let valid = |(scope, rate): &Entry| RateLimit::parse(&format!("{scope} {rate}")).is_ok();
-    let (initial, reloader) = load_lines(&label, config.sources.clone(), inline, valid).await;
+    let stats = meters.source("rlimiter", &config.name);
+    let (initial, reloader) = load_lines(&label, config.sources.clone(), inline, valid, stats).await;
     let limiter = Arc::new(RateLimiter::new(&config.name, &rate_lines(&label, &initial)));
     let target = Arc::clone(&limiter);
     reloader.spawn(move |entries| target.replace(&rate_lines(&label, &entries)), shutdown.clone());
@@ -193,8 +226,10 @@ async fn load_lines(
     sources: rgost_config::Sources,
     inline: Vec<Entry>,
     valid: impl Fn(&Entry) -> bool + Send + Sync + 'static,
+    stats: Arc<rgost_sources::ReloadStats>,
 ) -> (Vec<Entry>, Reloader) {
-    let mut reloader = Reloader::new(label, sources, inline).with_validity(valid).with_format(LineFormat::Keyed);
+    let mut reloader =
+        Reloader::new(label, sources, inline).with_validity(valid).with_format(LineFormat::Keyed).with_stats(stats);
     let initial = reloader.load_initial().await;
     for error in &initial.errors {
         tracing::warn!("{label}: data source failed at start, its entries are missing until it works: {error}");
@@ -203,9 +238,11 @@ async fn load_lines(
 }
 
 async fn build_router(
+    service: &str,
     config: &RouterConfig,
     ttl: Duration,
     shutdown: &CancellationToken,
+    hooks: &Hooks,
 ) -> Result<Option<Arc<Router>>, BuildError> {
     if let Some(plugin) = &config.plugin {
         let plugin = RouterPlugin::new(plugin).map_err(|source| BuildError::Plugin {
@@ -213,7 +250,12 @@ async fn build_router(
             name: config.name.clone(),
             source,
         })?;
-        let resolver = HttpRoutes { router: config.name.clone(), plugin, failing: Default::default() };
+        let resolver = HttpRoutes {
+            router: config.name.clone(),
+            plugin,
+            failing: Default::default(),
+            stats: hooks.meters.plugin("router", &config.name),
+        };
         return Ok(Some(Arc::new(Router::plugin(Arc::new(resolver), ttl))));
     }
     if config.sources.is_empty() {
@@ -222,16 +264,25 @@ async fn build_router(
     let inline = config.routes.iter().map(|r| (r.dst.to_string(), r.gateway.to_string())).collect();
     let label = format!("router {}", config.name);
     let valid = |(dst, gateway): &Entry| Route::parse(dst, gateway).is_ok();
-    let (initial, reloader) = load(&label, config.sources.clone(), inline, valid).await;
+    let stats = hooks.meters.source("router", &config.name);
+    let (initial, reloader) = load(&label, config.sources.clone(), inline, valid, stats).await;
     let router = Arc::new(Router::table(route_table(&label, &initial)));
     let target = Arc::clone(&router);
-    reloader.spawn(move |entries| target.replace(route_table(&label, &entries)), shutdown.clone());
+    let (events, service, name) = (hooks.events.clone(), service.to_owned(), config.name.clone());
+    let apply = move |entries: Vec<Entry>| {
+        let table = route_table(&label, &entries);
+        let routes = table.len();
+        target.replace(table);
+        events.send_with(|| Event::RouteChange { service: service.clone(), router: name.clone(), routes });
+    };
+    reloader.spawn(apply, shutdown.clone());
     Ok(Some(router))
 }
 
 async fn build_ingress(
     config: &IngressConfig,
     shutdown: &CancellationToken,
+    meters: &Meters,
 ) -> Result<Option<IngressSource>, BuildError> {
     if let Some(plugin) = &config.plugin {
         let plugin = IngressPlugin::new(plugin).map_err(|source| BuildError::Plugin {
@@ -239,7 +290,12 @@ async fn build_ingress(
             name: config.name.clone(),
             source,
         })?;
-        let resolver = HttpIngress { ingress: config.name.clone(), plugin, failing: Default::default() };
+        let resolver = HttpIngress {
+            ingress: config.name.clone(),
+            plugin,
+            failing: Default::default(),
+            stats: meters.plugin("ingress", &config.name),
+        };
         return Ok(Some(IngressSource::Plugin(Arc::new(resolver))));
     }
     if config.sources.is_empty() {
@@ -248,21 +304,39 @@ async fn build_ingress(
     let inline = config.rules.iter().map(|(host, id)| (host.clone(), id.to_string())).collect();
     let label = format!("ingress {}", config.name);
     let valid = |(_, endpoint): &Entry| uuid::Uuid::parse_str(endpoint.trim()).is_ok();
-    let (initial, reloader) = load(&label, config.sources.clone(), inline, valid).await;
+    let stats = meters.source("ingress", &config.name);
+    let (initial, reloader) = load(&label, config.sources.clone(), inline, valid, stats).await;
     let source = IngressSource::rules(ingress_rules(&label, &initial));
     let target = source.clone();
     reloader.spawn(move |entries| target.replace(ingress_rules(&label, &entries)), shutdown.clone());
     Ok(Some(source))
 }
 
-async fn build_auther(config: &AutherConfig, shutdown: &CancellationToken) -> Result<Option<Auther>, BuildError> {
+/// An auther from its config: its inline users, data sources (read now,
+/// then reloaded until `shutdown`) or plugin. Also used by the web
+/// endpoints, whose `auther` names one. `None` when it has no data source
+/// and no plugin (then its inline users are the whole table).
+pub async fn auther(config: &AutherConfig, shutdown: &CancellationToken) -> Result<Option<Auther>, BuildError> {
+    auther_with(config, shutdown, &Meters::default()).await
+}
+
+async fn auther_with(
+    config: &AutherConfig,
+    shutdown: &CancellationToken,
+    meters: &Meters,
+) -> Result<Option<Auther>, BuildError> {
     if let Some(plugin) = &config.plugin {
         let plugin = AuthPlugin::new(plugin).map_err(|source| BuildError::Plugin {
             what: "auther",
             name: config.name.clone(),
             source,
         })?;
-        let resolver = HttpAuth { auther: config.name.clone(), plugin, failing: Default::default() };
+        let resolver = HttpAuth {
+            auther: config.name.clone(),
+            plugin,
+            failing: Default::default(),
+            stats: meters.plugin("auther", &config.name),
+        };
         return Ok(Some(Auther::Plugin(Arc::new(resolver))));
     }
     if config.sources.is_empty() {
@@ -271,7 +345,8 @@ async fn build_auther(config: &AutherConfig, shutdown: &CancellationToken) -> Re
     let inline =
         config.auths.iter().map(|u| (u.credentials.username.clone(), u.credentials.password.clone())).collect();
     let label = format!("auther {}", config.name);
-    let (initial, reloader) = load(&label, config.sources.clone(), inline, |_| true).await;
+    let stats = meters.source("auther", &config.name);
+    let (initial, reloader) = load(&label, config.sources.clone(), inline, |_| true, stats).await;
     let auther = Auther::from_pairs(initial);
     let target = auther.clone();
     reloader.spawn(move |entries| target.replace_pairs(entries), shutdown.clone());
@@ -286,8 +361,9 @@ async fn load(
     sources: rgost_config::Sources,
     inline: Vec<Entry>,
     valid: impl Fn(&Entry) -> bool + Send + Sync + 'static,
+    stats: Arc<rgost_sources::ReloadStats>,
 ) -> (Vec<Entry>, Reloader) {
-    let mut reloader = Reloader::new(label, sources, inline).with_validity(valid);
+    let mut reloader = Reloader::new(label, sources, inline).with_validity(valid).with_stats(stats);
     let initial = reloader.load_initial().await;
     for error in &initial.errors {
         tracing::warn!("{label}: data source failed at start, its entries are missing until it works: {error}");
@@ -339,6 +415,7 @@ struct HttpRoutes {
     router: String,
     plugin: RouterPlugin,
     failing: Arc<Streak>,
+    stats: Arc<PluginStats>,
 }
 
 impl fmt::Debug for HttpRoutes {
@@ -351,9 +428,13 @@ impl RouteResolver for HttpRoutes {
     fn resolve(&self, dst: IpAddr, router_id: TunnelId) -> Pin<Box<dyn Future<Output = Option<Arc<str>>> + Send>> {
         let plugin = self.plugin.clone();
         let failing = Arc::clone(&self.failing);
+        let stats = Arc::clone(&self.stats);
         let what = format!("router {}", self.router);
         Box::pin(async move {
-            match plugin.lookup(dst, &router_id.to_string()).await {
+            let started = Instant::now();
+            let result = plugin.lookup(dst, &router_id.to_string()).await;
+            stats.observe(started.elapsed(), result.is_ok());
+            match result {
                 Ok(answer) => {
                     failing.worked(&what);
                     answer.map(|(_, gateway)| Arc::from(gateway))
@@ -372,6 +453,7 @@ struct HttpIngress {
     ingress: String,
     plugin: IngressPlugin,
     failing: Arc<Streak>,
+    stats: Arc<PluginStats>,
 }
 
 impl fmt::Debug for HttpIngress {
@@ -384,10 +466,14 @@ impl IngressResolver for HttpIngress {
     fn resolve(&self, host: &str, service: &str) -> Pin<Box<dyn Future<Output = Option<[u8; 16]>> + Send>> {
         let plugin = self.plugin.clone();
         let failing = Arc::clone(&self.failing);
+        let stats = Arc::clone(&self.stats);
         let what = format!("ingress {}", self.ingress);
         let (host, service) = (host.to_owned(), service.to_owned());
         Box::pin(async move {
-            match plugin.lookup(&host, &service).await {
+            let started = Instant::now();
+            let result = plugin.lookup(&host, &service).await;
+            stats.observe(started.elapsed(), result.is_ok());
+            match result {
                 Ok(answer) => {
                     failing.worked(&what);
                     let endpoint = answer?;
@@ -413,6 +499,7 @@ struct HttpAuth {
     auther: String,
     plugin: AuthPlugin,
     failing: Arc<Streak>,
+    stats: Arc<PluginStats>,
 }
 
 impl fmt::Debug for HttpAuth {
@@ -431,10 +518,14 @@ impl AuthResolver for HttpAuth {
     ) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> {
         let plugin = self.plugin.clone();
         let failing = Arc::clone(&self.failing);
+        let stats = Arc::clone(&self.stats);
         let what = format!("auther {}", self.auther);
         let (service, username, password) = (service.to_owned(), username.to_owned(), password.to_owned());
         Box::pin(async move {
-            match plugin.authenticate(&service, &username, &password, &client.to_string()).await {
+            let started = Instant::now();
+            let result = plugin.authenticate(&service, &username, &password, &client.to_string()).await;
+            stats.observe(started.elapsed(), result.is_ok());
+            match result {
                 Ok(answer) => {
                     failing.worked(&what);
                     answer

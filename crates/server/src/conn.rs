@@ -36,6 +36,7 @@ struct Established {
     frames: FrameReader,
     span: tracing::Span,
     who: Arc<Who>,
+    connector: TunnelId,
 }
 
 impl Server {
@@ -147,6 +148,7 @@ impl Server {
             self.ledger.connected((router_id, Arc::clone(&reg.host)));
         }
         self.log_registration(&settings, &reg, &span, src.as_deref(), connector, gso);
+        self.announce_up(&settings.service, &reg, connector, remote);
         drop(settings);
 
         if let Some(cluster) = &self.cluster {
@@ -168,7 +170,7 @@ impl Server {
             queue.close();
             return None;
         }
-        Some(Established { reg, queue, stats, done, reader, writer, frames, span, who })
+        Some(Established { reg, queue, stats, done, reader, writer, frames, span, who, connector })
     }
 
     /// GOST's order of checks after the version: authentication, command,
@@ -246,7 +248,7 @@ impl Server {
     }
 
     async fn relay(self: Arc<Self>, established: Established, shutdown: CancellationToken) {
-        let Established { reg, queue, stats, done, mut reader, writer, frames, who, .. } = established;
+        let Established { reg, queue, stats, done, mut reader, writer, frames, who, connector, .. } = established;
         let pace = (Arc::clone(&self), Arc::clone(&who));
         spawn_writer(writer, Arc::clone(&queue), Arc::clone(&stats), done.clone(), self.reaper.clone(), shutdown, pace);
         let result = tokio::select! {
@@ -266,6 +268,7 @@ impl Server {
             if let Some(cluster) = &server.cluster {
                 cluster.unregistered(reg.namespace.id(), &reg.host, reg.conn);
             }
+            server.announce_down(&reg, connector, who.remote, unregistered.host_gone);
             queue.close();
             done.cancel();
             drop(reader);
@@ -325,6 +328,7 @@ impl Server {
                 &mut notes,
             );
             stats.batch((read, read_bytes, gso_frames), batch.forwarded, &batch.drops);
+            stats.plugin_cache_hits(cache.take_hits());
             notes.add(&batch.drops, &self.drop_log, reg.namespace.id());
             let (full, got) = (batch.full, read > 0);
             if full {

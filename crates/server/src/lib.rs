@@ -12,10 +12,13 @@ pub mod auth;
 pub mod bucket;
 pub mod build;
 pub mod conn;
+pub mod control;
 pub mod droplog;
+pub mod events;
 pub mod handshake;
 pub mod ingress;
 pub mod limits;
+pub mod meters;
 pub mod observe;
 pub mod queue;
 pub mod ratelimit;
@@ -24,10 +27,11 @@ pub mod router;
 pub mod service;
 pub mod shaping;
 pub mod stats;
+pub mod status;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use rgost_cluster::{Cluster, ClusterError};
@@ -283,29 +287,42 @@ pub struct Server {
     budget: Arc<queue::Budget>,
     reaper: reaper::Reaper,
     drop_log: droplog::DropLog,
+    hooks: build::Hooks,
+    started: SystemTime,
     ledger: observe::Ledger,
 }
 
 impl Server {
     /// A server with these settings and no connections.
     pub fn new(settings: Settings) -> Arc<Server> {
-        Server::build(settings, Arc::new(Fabric::new()), None)
+        Server::with_hooks(settings, build::Hooks::default())
+    }
+
+    /// A server that reports connections coming and going to `hooks`.
+    pub fn with_hooks(settings: Settings, hooks: build::Hooks) -> Arc<Server> {
+        Server::build(settings, hooks, Arc::new(Fabric::new()), None)
     }
 
     /// A server that is a node of the cluster `cluster` describes: it joins
     /// (listens for node links, starts the registry) and runs until `shutdown`.
     pub async fn clustered(
         settings: Settings,
+        hooks: build::Hooks,
         cluster: &ClusterSettings,
         shutdown: &CancellationToken,
     ) -> Result<Arc<Server>, ServerError> {
         let fabric = Arc::new(Fabric::new());
         let node =
             Cluster::start(cluster, Arc::clone(&fabric), shutdown.clone()).await.map_err(ServerError::Cluster)?;
-        Ok(Server::build(settings, fabric, Some(node)))
+        Ok(Server::build(settings, hooks, fabric, Some(node)))
     }
 
-    fn build(settings: Settings, fabric: Arc<Fabric<Peer>>, cluster: Option<Cluster<Peer>>) -> Arc<Server> {
+    fn build(
+        settings: Settings,
+        hooks: build::Hooks,
+        fabric: Arc<Fabric<Peer>>,
+        cluster: Option<Cluster<Peer>>,
+    ) -> Arc<Server> {
         let limits = limits::Limits::new(settings.max_connections, settings.max_connections_per_ip);
         let budget = Arc::new(queue::Budget::new(settings.server_queue_bytes));
         Arc::new(Server {
@@ -317,8 +334,30 @@ impl Server {
             budget,
             reaper: reaper::Reaper::new(),
             drop_log: droplog::DropLog::default(),
+            hooks,
+            started: SystemTime::now(),
             ledger: observe::Ledger::default(),
         })
+    }
+
+    /// Where connections coming and going, and route changes, are reported.
+    pub fn events(&self) -> &events::Events {
+        &self.hooks.events
+    }
+
+    /// The counters of data sources and plugins.
+    pub fn meters(&self) -> &Arc<meters::Meters> {
+        &self.hooks.meters
+    }
+
+    /// When the server was created.
+    pub fn started(&self) -> SystemTime {
+        self.started
+    }
+
+    /// Connections held now (against `maxConnections`).
+    pub fn connections_now(&self) -> usize {
+        self.limits.total()
     }
 
     /// Puts new settings in force: the next handshake and the next batch of

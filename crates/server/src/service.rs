@@ -14,8 +14,9 @@ use rgost_config::{Config, RouterService};
 use rgost_transport::Listener;
 use tokio_util::sync::CancellationToken;
 
-use crate::build::{self, BuildError};
-use crate::{Server, ServerError};
+use crate::build::{self, BuildError, Hooks};
+use crate::events::Events;
+use crate::{Server, ServerError, Settings};
 
 /// A router service: its server, the config it runs and the data-source
 /// reloaders of its current settings.
@@ -25,6 +26,7 @@ pub struct Service {
     server: Arc<Server>,
     state: Mutex<State>,
     shutdown: CancellationToken,
+    hooks: Hooks,
 }
 
 #[derive(Debug)]
@@ -43,25 +45,29 @@ pub struct Applied {
 
 impl Service {
     /// Binds the listener and builds the settings (loading data sources once);
-    /// nothing runs until [`Service::serve`].
+    /// nothing runs until [`Service::serve`]. Connections coming and going
+    /// and route changes are reported on `events`.
     pub async fn start(
         name: &str,
         service: &RouterService,
         config: &Config,
         shutdown: &CancellationToken,
+        events: &Events,
     ) -> Result<(Arc<Service>, Listener), StartError> {
         let listener = crate::bind(service)?;
         let generation = shutdown.child_token();
-        let settings = build::settings(name, service, config, &generation).await?;
+        let hooks = Hooks { events: events.clone(), meters: Arc::default() };
+        let settings = build::settings_with(name, service, config, &generation, &hooks).await?;
         let server = match &service.cluster {
-            Some(cluster) => Server::clustered(settings, cluster, shutdown).await?,
-            None => Server::new(settings),
+            Some(cluster) => Server::clustered(settings, hooks.clone(), cluster, shutdown).await?,
+            None => Server::with_hooks(settings, hooks.clone()),
         };
         let service = Arc::new(Service {
             name: name.to_owned(),
             server,
             state: Mutex::new(State { config: service.clone(), generation }),
             shutdown: shutdown.clone(),
+            hooks,
         });
         Ok((service, listener))
     }
@@ -90,21 +96,63 @@ impl Service {
     /// authers, their sources and plugins, and the handler's settings are
     /// rebuilt and swapped in; connections stay. On an error nothing changes.
     pub async fn reload(&self, service: &RouterService, config: &Config) -> Result<Applied, BuildError> {
+        Ok(self.prepare(service, config).await?.commit())
+    }
+
+    /// Builds the settings of `service` (from the whole `config`), loading
+    /// data sources, without putting them in force: see [`Prepared::commit`].
+    /// Several services prepared first and committed together change all or
+    /// nothing.
+    pub async fn prepare(&self, service: &RouterService, config: &Config) -> Result<Prepared<'_>, BuildError> {
         let generation = self.shutdown.child_token();
-        let settings = match build::settings(&self.name, service, config, &generation).await {
-            Ok(settings) => settings,
+        match build::settings_with(&self.name, service, config, &generation, &self.hooks).await {
+            Ok(settings) => Ok(Prepared {
+                service: self,
+                config: service.clone(),
+                whole: config.clone(),
+                settings: Some(settings),
+                generation: Some(generation),
+            }),
             Err(e) => {
                 generation.cancel();
-                return Err(e);
+                Err(e)
             }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Settings built by [`Service::prepare`], not yet in force. Dropped
+/// without [`Prepared::commit`], they change nothing (their data-source
+/// reloaders stop).
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    service: &'a Service,
+    config: RouterService,
+    whole: Config,
+    settings: Option<Settings>,
+    generation: Option<CancellationToken>,
+}
+
+impl Prepared<'_> {
+    /// Puts the settings in force: the next packet and the next handshake
+    /// see them; connections stay. Says what needs a restart.
+    pub fn commit(mut self) -> Applied {
+        let this = self.service;
+        let (Some(settings), Some(generation)) = (self.settings.take(), self.generation.take()) else {
+            return Applied::default();
         };
-        let mut state = self.lock();
-        let applied = Applied { need_restart: fixed_changes(&state.config, service) };
-        self.server.reload(settings);
+        let mut state = this.lock();
+        let applied = Applied { need_restart: fixed_changes(&state.config, &self.config) };
+        this.server.reload(settings);
         let old = std::mem::replace(&mut state.generation, generation);
         old.cancel();
+        this.hooks.meters.retain(&self.whole);
         // What runs is the new config, except what needs a restart.
-        let mut running = service.clone();
+        let mut running = self.config.clone();
         running.listen = state.config.listen;
         running.listener = state.config.listener.clone();
         running.keepalive = state.config.keepalive;
@@ -112,11 +160,16 @@ impl Service {
         running.limits.max_connections_per_ip = state.config.limits.max_connections_per_ip;
         running.limits.server_queue_bytes = state.config.limits.server_queue_bytes;
         state.config = running;
-        Ok(applied)
+        applied
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+impl Drop for Prepared<'_> {
+    fn drop(&mut self) {
+        // Not committed: stop the reloaders these settings started.
+        if let Some(generation) = self.generation.take() {
+            generation.cancel();
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct ConnStats {
     drops: [AtomicU64; DropReason::COUNT],
     /// Packets for it that were dropped (its queue or budgets were full).
     dropped_to: AtomicU64,
+    /// Plugin route answers its reader found cached.
+    plugin_cache_hits: AtomicU64,
 }
 
 impl Default for ConnStats {
@@ -51,6 +53,7 @@ impl Default for ConnStats {
             bytes_out: AtomicU64::new(0),
             drops: Default::default(),
             dropped_to: AtomicU64::new(0),
+            plugin_cache_hits: AtomicU64::new(0),
         }
     }
 }
@@ -90,6 +93,11 @@ impl ConnStats {
         add(&self.dropped_to, n);
     }
 
+    /// Counts plugin answers found cached (taken from the reader's cache once per batch).
+    pub fn plugin_cache_hits(&self, n: u64) {
+        add(&self.plugin_cache_hits, n);
+    }
+
     /// The counters now.
     pub fn totals(&self) -> Totals {
         let mut totals = Totals {
@@ -101,6 +109,7 @@ impl ConnStats {
             packets_out: get(&self.packets_out),
             bytes_out: get(&self.bytes_out),
             dropped_to: get(&self.dropped_to),
+            plugin_cache_hits: get(&self.plugin_cache_hits),
             ..Totals::default()
         };
         for (sum, counter) in totals.drops.iter_mut().zip(&self.drops) {
@@ -131,6 +140,8 @@ pub struct Totals {
     pub drops: [u64; DropReason::COUNT],
     /// Packets for a connection dropped at its queue (also in `drops`, by reason).
     pub dropped_to: u64,
+    /// Plugin route answers found cached.
+    pub plugin_cache_hits: u64,
 }
 
 impl Totals {
@@ -154,6 +165,7 @@ impl Totals {
         self.packets_out += other.packets_out;
         self.bytes_out += other.bytes_out;
         self.dropped_to += other.dropped_to;
+        self.plugin_cache_hits += other.plugin_cache_hits;
         for (sum, n) in self.drops.iter_mut().zip(other.drops) {
             *sum += n;
         }

@@ -174,7 +174,7 @@ async fn node(redis: &Redis, prefix: &str, secret: &str) -> Node {
 
 async fn node_with(cluster: &ClusterSettings) -> Node {
     let stop = CancellationToken::new();
-    let server = Server::clustered(settings(), cluster, &stop).await.expect("join");
+    let server = Server::clustered(settings(), Default::default(), cluster, &stop).await.expect("join");
     let listener =
         Listener::bind(ListenAddr { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0 }, &ListenerKind::Tcp)
             .expect("bind");

@@ -33,7 +33,7 @@ async fn settings_from(yaml: &str, stop: &CancellationToken) -> Settings {
         .iter()
         .find_map(|s| match &s.kind {
             ServiceKind::Router(r) => Some((s.name.clone(), r.clone())),
-            ServiceKind::Tun(_) => None,
+            _ => None,
         })
         .expect("a router service");
     build::settings(&name, &service, &config, stop).await.expect("build")

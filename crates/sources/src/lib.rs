@@ -24,6 +24,7 @@ mod lines;
 mod merge;
 mod plugin;
 mod reload;
+mod stats;
 
 pub use error::{PluginError, SourceError};
 pub use fetch::{FetchResult, Fetched, Fetcher, REDIS_TIMEOUT, SOURCE_BODY_LIMIT, fetch};
@@ -34,6 +35,7 @@ pub use plugin::{
     PLUGIN_BODY_LIMIT, RouterPlugin, SdPlugin, SdService,
 };
 pub use reload::{InitialLoad, Reloader, spawn_reloader};
+pub use stats::{ReloadStats, SOURCE_KINDS, SourceCounts};
 
 /// One entry: a key and its value (`dst gateway`, `hostname endpoint`,
 /// `username password`).

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::fetch::{FetchResult, Fetched, Fetcher};
-use crate::{Entry, SourceError, merge};
+use crate::{Entry, ReloadStats, SourceError, merge};
 
 /// The result of [`Reloader::load_initial`].
 #[derive(Debug)]
@@ -44,6 +44,8 @@ pub struct Reloader {
     applied: Option<Vec<Entry>>,
     /// Whether the caller can take an entry.
     valid: Validity,
+    /// Reads by result, for metrics.
+    stats: Arc<ReloadStats>,
 }
 
 /// Decides whether an entry is usable (a route that parses, an endpoint that is a UUID).
@@ -88,6 +90,22 @@ impl Reloader {
             http: Slot::default(),
             applied: None,
             valid: Arc::new(|_| true),
+            stats: Arc::default(),
+        }
+    }
+
+    /// Counts reads in `stats` (shared with whoever reports them).
+    pub fn with_stats(mut self, stats: Arc<ReloadStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// Counts each source's read in the stats.
+    fn count(&self, result: &FetchResult) {
+        for (i, outcome) in [&result.file, &result.redis, &result.http].into_iter().enumerate() {
+            if let Some(outcome) = outcome {
+                self.stats.record(i, outcome.is_ok());
+            }
         }
     }
 
@@ -138,6 +156,7 @@ impl Reloader {
     pub async fn load_initial(&mut self) -> InitialLoad {
         let fetched = self.fetcher.fetch(&self.sources).await;
         let result = self.judge(fetched);
+        self.count(&result);
         let mut errors = Vec::new();
         let name = self.name.as_str();
         for (which, slot, outcome) in slots(&mut self.file, &mut self.redis, &mut self.http, result) {
@@ -164,6 +183,7 @@ impl Reloader {
     pub async fn reload(&mut self) -> Option<Vec<Entry>> {
         let fetched = self.fetcher.fetch(&self.sources).await;
         let result = self.judge(fetched);
+        self.count(&result);
         let name = self.name.as_str();
         for (which, slot, outcome) in slots(&mut self.file, &mut self.redis, &mut self.http, result) {
             match outcome {

@@ -201,3 +201,22 @@ async fn a_source_without_a_valid_entry_keeps_its_last_good_entries() {
     assert!(matches!(initial.errors.as_slice(), [SourceError::NoValidEntry { .. }]), "{:?}", initial.errors);
     assert!(initial.errors[0].to_string().starts_with(&format!("file {}: no valid entry", path.display())));
 }
+
+#[tokio::test]
+async fn reads_are_counted_by_source_and_result() {
+    let dir = TempDir::new("stats");
+    let path = dir.path().join("r.txt");
+    std::fs::write(&path, "10.0.0.0/8 h1\n").unwrap();
+    let sources = Sources { file: Some(FileSource { path: path.clone() }), ..Sources::default() };
+    let stats = Arc::new(rgost_sources::ReloadStats::default());
+    let mut reloader = Reloader::new("r", sources, Vec::new()).with_stats(Arc::clone(&stats));
+    assert!(stats.snapshot().is_empty(), "nothing read yet");
+    reloader.load_initial().await;
+    std::fs::remove_file(&path).unwrap();
+    reloader.reload().await;
+    reloader.reload().await;
+    let counts = stats.snapshot();
+    assert_eq!(counts.len(), 1, "only the file source is configured");
+    assert_eq!((counts[0].source, counts[0].ok, counts[0].failed), ("file", 1, 2));
+    assert!(counts[0].last_good_age.is_some_and(|age| age < Duration::from_secs(60)));
+}
