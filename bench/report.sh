@@ -237,6 +237,49 @@ targets_section() {
     echo
 }
 
+# Like check, and "yes, at risk" when the target is met by less than 10%
+# (a ratio target: measured within 10% of the limit).
+verdict() {
+    awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN{
+        if (a=="" || a=="NA") {print "n/a"; exit}
+        ok = (op=="le") ? (a+0 <= b+0) : (a+0 >= b+0)
+        if (!ok) {print "**NO**"; exit}
+        safe = (op=="le") ? (a+0 <= 0.9*(b+0)) : (a+0 >= 1.1*(b+0))
+        print safe ? "yes" : "yes, **at risk** (< 10% margin)"}'
+}
+
+# Issue 14's targets ("close to the limit"), from the same run.
+targets14_section() {
+    local r b o ob x d
+    echo "## Targets (issue 14: close to the machine's limit)"
+    echo
+    echo "| target | measured | met |"
+    echo "|---|---|---|"
+    if [ "$DO_TUNNEL" = 1 ]; then
+        r=$(med rgost tcp1_gbps); b=$(med bare tcp1_gbps); x=$(ratio "$r" "$b")
+        echo "| one TCP stream >= 50% of bare | rgost $(fmt "$r" %.2f) of bare $(fmt "$b" %.2f) Gb/s = $(awk -v x="$x" 'BEGIN{print (x=="NA") ? x : sprintf("%.1f%%", 100*x)}') | $(verdict "$x" ge 0.5) |"
+        r=$(med rgost udp64_pps); b=$(med bare udp64_pps); x=$(ratio "$r" "$b")
+        echo "| 64-byte UDP packets/s >= 85% of bare | rgost $(fmt "$r" %.0f) vs bare $(fmt "$b" %.0f) = $(awk -v x="$x" 'BEGIN{print (x=="NA") ? x : sprintf("%.1f%%", 100*x)}') | $(verdict "$x" ge 0.85) |"
+        read -r o ob <<<"$(best_ovpn udp64_pps max)"; x=$(ratio "$r" "$o")
+        echo "| ... and >= 3x OpenVPN's best | vs $ob $(fmt "$o" %.0f) = $(fmt "$x" %.2f)x | $(verdict "$x" ge 3) |"
+        r=$(med rgost rtt_idle_med); b=$(med bare rtt_idle_med); d=$(diff_of "$r" "$b")
+        echo "| idle round trip <= bare + 0.15 ms | rgost $(fmt "$r" %.3f), bare $(fmt "$b" %.3f) ms: +$(fmt "$d" %.3f) ms | $(verdict "$d" le 0.15) |"
+        r=$(med rgost rtt_load_med)
+        echo "| round trip under a saturating stream <= 1 ms | $(fmt "$r" %.2f) ms | $(verdict "$r" le 1) |"
+        r=$(med rgost srv_cpu_s_per_gb)
+        echo "| server CPU per GB <= 0.5 s/GB | $(fmt "$r" %.2f) s/GB | $(verdict "$r" le 0.5) |"
+    fi
+    if [ "$DO_LOADGEN" = 1 ]; then
+        r=$(lg tls-20-1372 gbps)
+        echo "| relay-only over TLS, 20 clients, 1372-byte payloads >= 3.7 Gb/s | $(fmt "$r" %.2f) Gb/s (plain TCP: $(fmt "$(lg flow-20-1372 gbps)" %.2f) Gb/s) | $(verdict "$r" ge 3.7) |"
+        r=$(lg flow-1000-64 delivered_pct)
+        echo "| 1,000 clients at 64 bytes deliver >= 95% of what is written (closed loop) | $(fmt "$r" %.1f)% | $(verdict "$r" ge 95) |"
+        r=$(lg idle per_conn_bytes)
+        echo "| RSS per idle connection at 10,000 <= 8 KiB | $(fmt "$r" %.0f) bytes at $(lg idle conns) connections | $(verdict "$r" le 8192) |"
+    fi
+    echo
+}
+
 lookup_section() {
     echo "## 3. Route lookup micro-benchmark"
     echo
@@ -313,6 +356,7 @@ write_report() {
         printf -- '- %s\n' "${RETRIES[@]}"
         echo
     fi
+    targets14_section
     targets_section
     [ "$DO_TUNNEL" = 1 ] && tunnel_section
     [ "$DO_LOADGEN" = 1 ] && loadgen_section

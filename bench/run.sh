@@ -578,6 +578,16 @@ services:
         router: loadgen
     listener:
       type: tcp
+  # The same router over TLS (a certificate generated at start): issue 14's
+  # relay-only TLS figure.
+  - name: loadgen-tls
+    addr: 127.0.0.1:$((LG_PORT + 1))
+    handler:
+      type: router
+      metadata:
+        router: loadgen
+    listener:
+      type: tls
 routers:
   - name: loadgen
     routes:
@@ -601,10 +611,12 @@ stop_lg_server() { [ -n "$LG_SERVER_PID" ] && stop_pids "$LG_SERVER_PID"; LG_SER
 
 # One loadgen run; $1 scenario name, rest: loadgen arguments. Records its
 # RESULT line's key=value pairs under the scenario.
+# LG_TLS=1 in the environment: over the server's TLS listener.
 loadgen() {
-    local name=$1 out kv; shift
-    out=$( (ulimit -n "$NOFILE"; exec timeout 120 ip netns exec "$NS_LG" "$LOADGEN" "$@" \
-        --server 127.0.0.1:$LG_PORT --server-pid "$LG_SERVER_PID") 2>>"$WORK/loadgen.log") || {
+    local name=$1 out kv port=$LG_PORT tls=(); shift
+    if [ "${LG_TLS:-0}" = 1 ]; then port=$((LG_PORT + 1)) tls=(--tls); fi
+    out=$( (ulimit -n "$NOFILE"; exec timeout 120 ip netns exec "$NS_LG" "$LOADGEN" "$@" "${tls[@]}" \
+        --server 127.0.0.1:$port --server-pid "$LG_SERVER_PID") 2>>"$WORK/loadgen.log") || {
         fail "loadgen $name failed"; tail -n 5 "$WORK/loadgen.log" >&2; return 0; }
     out=$(grep '^RESULT ' <<<"$out" | head -1)
     log "  $name: ${out#RESULT }"
@@ -628,6 +640,11 @@ run_loadgen() {
             loadgen "flow-$n-$size" flow --clients "$n" --payload "$size" --secs "$secs"
         done
     done
+    # Over TLS (issue 14: 20 clients, ~1400-byte packets), with plain TCP
+    # right before it for comparison.
+    log "loadgen: 20 clients, 1372-byte payloads, plain TCP then TLS, $secs s"
+    loadgen "flow-20-1372" flow --clients 20 --payload 1372 --secs "$secs"
+    LG_TLS=1 loadgen "tls-20-1372" flow --clients 20 --payload 1372 --secs "$secs"
     # Open loop: senders write as fast as TCP allows (overload; the server drops).
     for size in "${sizes[@]}"; do
         log "loadgen: 2 clients, $size-byte payloads, open loop, $secs s"

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use rgost_forward::{Action, DropReason, Routes, packet};
 use rgost_relay::TunnelId;
+use rgost_transport::readahead::ReadAhead;
 use rgost_transport::{FrameReader, Incoming, Listener};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
@@ -27,8 +28,6 @@ use crate::frame::{self, Hello, Payload};
 use crate::link::{HANDSHAKE_TIMEOUT, LinkError, read_hello};
 use crate::{Deliver, Inner, tls};
 
-/// Bytes read from a link's socket at once.
-const READ_BUFFER: usize = 64 * 1024;
 /// Incoming links in their handshake at once.
 const MAX_HANDSHAKES: usize = 256;
 /// Reads taken without waiting after the one that waited, per batch.
@@ -101,9 +100,8 @@ async fn handle<C: Deliver>(
     let remote = incoming.peer;
     let handshake = async {
         let conn = incoming.upgrade().await.map_err(LinkError::Io)?;
-        // TLS reads the socket 4 KiB at a time: a buffer in between saves
-        // most of those system calls on a link that carries every cross-node byte.
-        let reader = tokio::io::BufReader::with_capacity(READ_BUFFER, conn.reader);
+        // TLS reads the socket 4 KiB at a time: read ahead in larger chunks.
+        let reader = ReadAhead::new(conn.reader);
         let mut tls = acceptor.accept(tokio::io::join(reader, conn.writer)).await.map_err(LinkError::Io)?;
         let exported = tls::exported(tls.get_ref().1).map_err(LinkError::Export)?;
         let (hello, rest) = read_hello(&mut tls).await?;

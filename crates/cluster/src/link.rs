@@ -19,6 +19,7 @@ use bytes::Bytes;
 use rgost_config::DialerKind;
 use rgost_forward::{DropReason, NodeId};
 use rgost_relay::TunnelId;
+use rgost_transport::readahead::ReadAhead;
 use rgost_transport::{FrameWriter, ReadHalf as ConnRead, WriteHalf as ConnWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Join};
 use tokio::sync::Notify;
@@ -45,7 +46,7 @@ const RETRY_CAP: Duration = Duration::from_secs(2);
 /// Destination frames a link keeps encoded.
 const DEST_CACHE: usize = 4096;
 
-type Tls = TlsStream<Join<ConnRead, ConnWrite>>;
+type Tls = TlsStream<Join<ReadAhead<ConnRead>, ConnWrite>>;
 
 /// Why a link could not be established.
 #[derive(Debug, thiserror::Error)]
@@ -326,7 +327,8 @@ async fn connect(addr: &str, dialing: &Dialing) -> Result<(Tls, String), LinkErr
     let dialer = rgost_transport::Dialer::new(addr, &DialerKind::Tcp)
         .map_err(|e| LinkError::Io(std::io::Error::other(e.to_string())))?;
     let conn = dialer.dial(CONNECT_TIMEOUT).await?;
-    let io = tokio::io::join(conn.reader, conn.writer);
+    // TLS reads the socket 4 KiB at a time: read ahead in larger chunks.
+    let io = tokio::io::join(ReadAhead::new(conn.reader), conn.writer);
     let handshake = async {
         let mut tls = dialing.tls.connect(tls::server_name(), io).await?;
         let exported = tls::exported(tls.get_ref().1)?;

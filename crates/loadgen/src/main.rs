@@ -299,7 +299,9 @@ async fn connect_as(common: &Common, i: usize, host: &str, router_id: Option<Tun
         let settings = rgost_config::TlsClientSettings::default();
         let (config, name) = rgost_transport::tls::client_config(&settings, &common.server.to_string())
             .map_err(|e| anyhow::anyhow!("TLS set-up: {e}"))?;
-        let mut stream = tokio_rustls::TlsConnector::from(config).connect(name, stream).await?;
+        let mut stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, rgost_transport::readahead::ReadAhead::new(stream))
+            .await?;
         let rest = associate(&mut stream, &out, host).await?;
         Ok((Stream::Tls(Box::new(stream)), rest))
     };
@@ -332,7 +334,7 @@ async fn associate<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, request: &
 /// A client's connection: plain TCP or TLS.
 enum Stream {
     Tcp(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<tokio_rustls::client::TlsStream<rgost_transport::readahead::ReadAhead<TcpStream>>>),
 }
 
 type BoxRead = Box<dyn AsyncRead + Send + Unpin>;

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod framed;
+pub mod readahead;
 pub mod tls;
 pub mod ws;
 
@@ -22,6 +23,8 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::readahead::ReadAhead;
 
 pub use framed::{FrameReader, FrameWriter};
 
@@ -212,10 +215,10 @@ impl Incoming {
         let Incoming { stream, peer, upgrade } = self;
         match upgrade {
             Upgrade::None => Ok(split_tcp(stream, peer)),
-            Upgrade::Tls(acceptor) => Ok(split(acceptor.accept(stream).await?, peer)),
+            Upgrade::Tls(acceptor) => Ok(split(acceptor.accept(ReadAhead::new(stream)).await?, peer)),
             Upgrade::Ws { path } => Ok(split(ws_accept(stream, &path).await?, peer)),
             Upgrade::Wss { path, tls } => {
-                let stream = tls.accept(stream).await?;
+                let stream = tls.accept(ReadAhead::new(stream)).await?;
                 Ok(split(ws_accept(stream, &path).await?, peer))
             }
         }
@@ -311,12 +314,12 @@ impl Dialer {
         match &self.kind {
             DialKind::Tcp => Ok(split_tcp(stream, peer)),
             DialKind::Tls { connector, name } => {
-                let tls = connector.connect(name.clone(), stream).await.map_err(handshake("TLS"))?;
+                let tls = connector.connect(name.clone(), ReadAhead::new(stream)).await.map_err(handshake("TLS"))?;
                 Ok(split(tls, peer))
             }
             DialKind::Ws { url } => Ok(split(ws_connect(url, stream).await.map_err(handshake("WebSocket"))?, peer)),
             DialKind::Wss { url, connector, name } => {
-                let tls = connector.connect(name.clone(), stream).await.map_err(handshake("TLS"))?;
+                let tls = connector.connect(name.clone(), ReadAhead::new(stream)).await.map_err(handshake("TLS"))?;
                 Ok(split(ws_connect(url, tls).await.map_err(handshake("WebSocket"))?, peer))
             }
         }
