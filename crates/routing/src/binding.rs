@@ -5,7 +5,7 @@
 //! (that name in the namespace of that router id only, a UUID), or with `*`
 //! as the host (any name): `*@ROUTER-ID` lets a user register any name in
 //! one namespace. The same text works in YAML (`hosts: [h2@e87f...]`) and in
-//! auther data sources (a third field: `alice s3cret h2@e87f...,h3@e87f...`).
+//! auther data sources (a third field: `alice s3cret hosts=h2@e87f...,h3`).
 
 use std::collections::HashMap;
 

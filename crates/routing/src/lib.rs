@@ -10,6 +10,6 @@ pub mod binding;
 pub mod ingress;
 pub mod table;
 
-pub use binding::{HostBinding, HostRule};
+pub use binding::{BindingError, HostBinding, HostRule};
 pub use ingress::Ingress;
 pub use table::{Route, RouteError, RouteTable, parse_dst};

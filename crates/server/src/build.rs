@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::Settings;
-use crate::auth::{AuthResolver, Auther};
+use crate::auth::{AuthResolver, Auther, User};
 use crate::events::{Event, Events};
 use crate::ingress::{IngressResolver, IngressSource};
 use crate::meters::{Meters, PluginStats};
@@ -342,14 +342,22 @@ async fn auther_with(
     if config.sources.is_empty() {
         return Ok(None);
     }
-    let inline =
-        config.auths.iter().map(|u| (u.credentials.username.clone(), u.credentials.password.clone())).collect();
+    // Source lines are `USER PASSWORD [hosts=RULES]` (see `auth::User`);
+    // inline users are kept apart, their passwords as written.
     let label = format!("auther {}", config.name);
     let stats = meters.source("auther", &config.name);
-    let (initial, reloader) = load(&label, config.sources.clone(), inline, |_| true, stats).await;
-    let auther = Auther::from_pairs(initial);
+    let valid = |(_, value): &Entry| User::parse(value).is_ok();
+    let (initial, reloader) = load_lines(&label, config.sources.clone(), Vec::new(), valid, stats).await;
+    let inline: Arc<[(String, User)]> =
+        config.auths.iter().map(|u| (u.credentials.username.clone(), User::new(&u.credentials.password))).collect();
+    // Priority as for other sources: every data source over inline users.
+    let users = move |entries: Vec<Entry>| {
+        let from_sources = entries.into_iter().filter_map(|(name, value)| Some((name, User::parse(&value).ok()?)));
+        from_sources.chain(inline.iter().cloned()).collect::<Vec<_>>()
+    };
+    let auther = Auther::from_users(users(initial));
     let target = auther.clone();
-    reloader.spawn(move |entries| target.replace_pairs(entries), shutdown.clone());
+    reloader.spawn(move |entries| target.replace_users(users(entries)), shutdown.clone());
     Ok(Some(auther))
 }
 

@@ -182,22 +182,29 @@ impl Server {
         remote: SocketAddr,
     ) -> Result<Associate, Refusal> {
         let credentials = request.associate_info().auth;
-        if let Some(auther) = &settings.auther
-            && !auther.check(&settings.service, credentials, remote).await
-        {
-            return Err(Refusal { status: Status::Unauthorized, reason: "bad or missing credentials" });
-        }
+        let accepted = match &settings.auther {
+            Some(auther) => match auther.accept(&settings.service, credentials, remote).await {
+                Some(accepted) => Some(accepted),
+                None => return Err(Refusal { status: Status::Unauthorized, reason: "bad or missing credentials" }),
+            },
+            None => None,
+        };
         let associate = handshake::associate(request)?;
         if let Some(ingress) = &settings.ingress {
             let endpoint = ingress.lookup(&associate.host, &settings.service).await;
             handshake::check_ingress(&associate, endpoint)?;
         }
-        if let Some(binding) = &settings.host_binding
-            && !credentials.is_some_and(|(user, _)| {
+        // The user's own rules (a data source's `hosts=`) decide for that
+        // user; otherwise the config's binding, if there is one.
+        let allowed = match (accepted.and_then(|a| a.hosts), &settings.host_binding) {
+            (Some(rules), _) => rules.iter().any(|r| r.allows(&associate.host, &associate.router_id.uuid)),
+            (None, Some(binding)) => credentials.is_some_and(|(user, _)| {
                 std::str::from_utf8(user)
                     .is_ok_and(|user| binding.allows(user, &associate.host, &associate.router_id.uuid))
-            })
-        {
+            }),
+            (None, None) => true,
+        };
+        if !allowed {
             return Err(Refusal {
                 status: Status::Forbidden,
                 reason: "this user may not register this host name in this namespace",

@@ -410,6 +410,69 @@ authers:
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Host bindings from an auther's data source: a line's third field
+/// `hosts=RULES` binds that user; a line with another third field is
+/// skipped; a user without rules is bound only when the config binds users.
+#[tokio::test]
+async fn host_bindings_from_an_auther_data_source() {
+    let dir = std::env::temp_dir().join(format!("rgost-auth-hosts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.txt");
+    std::fs::write(
+        &users,
+        format!("alice s3cret hosts=h2@{NS1_TEXT}\ncarol pw hosts=*@{NS2_TEXT},h9\ndave pw h2\nbob hunter2\n"),
+    )
+    .unwrap();
+    let yaml = |inline: &str| {
+        format!(
+            "services:
+- name: s
+  addr: 127.0.0.1:0
+  handler:
+    type: router
+    auther: users
+  listener:
+    type: tcp
+authers:
+- name: users
+  auths: [{inline}]
+  file:
+    path: {}
+",
+            users.display()
+        )
+    };
+    let stop = CancellationToken::new();
+    let server = start(settings_from(&yaml(""), &stop).await);
+    for (user, host, id, expected) in [
+        (("alice", "s3cret"), "h2", Some(NS1), Status::Ok),
+        (("alice", "s3cret"), "h2", Some(NS2), Status::Forbidden),
+        (("alice", "s3cret"), "h2", None, Status::Forbidden),
+        (("alice", "s3cret"), "h3", Some(NS1), Status::Forbidden),
+        (("carol", "pw"), "anything", Some(NS2), Status::Ok),
+        (("carol", "pw"), "h9", Some(NS1), Status::Ok),
+        (("carol", "pw"), "h8", Some(NS1), Status::Forbidden),
+        (("dave", "pw"), "h2", Some(NS1), Status::Unauthorized),
+        (("bob", "hunter2"), "h2", Some(NS1), Status::Ok),
+    ] {
+        let (_c, r) = Client::connect_as(server.addr, Some(user), host, id).await;
+        assert_eq!(r.status, expected, "{user:?} registering {host} in {id:?}");
+    }
+    // With a binding in the config, a user without rules may register nothing;
+    // a source's rules still decide for its user.
+    let server = start(settings_from(&yaml("{username: erin, password: pw, hosts: [e1]}"), &stop).await);
+    for (user, host, expected) in [
+        (("bob", "hunter2"), "h2", Status::Forbidden),
+        (("erin", "pw"), "e1", Status::Ok),
+        (("alice", "s3cret"), "h2", Status::Ok),
+    ] {
+        let (_c, r) = Client::connect_as(server.addr, Some(user), host, Some(NS1)).await;
+        assert_eq!(r.status, expected, "{user:?} registering {host}");
+    }
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A redis-server on a free loopback port, stopped on drop.
 struct Redis {
     port: u16,
