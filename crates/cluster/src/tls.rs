@@ -8,10 +8,9 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rgost_transport::tls::NoVerify;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{PrivateKeyDer, ServerName};
 
 use crate::auth::{EXPORTED_LEN, EXPORTER_LABEL};
 
@@ -58,7 +57,8 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(SecretAuthenticates(algorithms)))
+        // The certificate is not checked: the secret authenticates the node.
+        .with_custom_certificate_verifier(Arc::new(NoVerify(algorithms)))
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
@@ -73,44 +73,4 @@ pub fn exported<D>(conn: &rustls::ConnectionCommon<D>) -> Result<[u8; EXPORTED_L
     let mut out = [0u8; EXPORTED_LEN];
     conn.export_keying_material(&mut out, EXPORTER_LABEL, None)?;
     Ok(out)
-}
-
-/// Accepts the listener's certificate unverified (the secret authenticates
-/// the node, see the module docs) but checks the handshake's signatures.
-#[derive(Debug)]
-struct SecretAuthenticates(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for SecretAuthenticates {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
 }

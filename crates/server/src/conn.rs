@@ -493,12 +493,7 @@ impl Server {
                 out.queue(previous, &mut run);
             }
             run_peer = Some(peer);
-            if !peer.gso && packet.first() == Some(&rgost_relay::gso::GSO_FRAME) {
-                // A super-packet for a peer that takes only ordinary packets.
-                run.extend(segments(&packet));
-                continue;
-            }
-            run.push(if copy { Bytes::copy_from_slice(&packet) } else { packet });
+            peer.append_to(&mut run, packet, copy);
         }
         if let Some(peer) = run_peer {
             out.queue(peer, &mut run);

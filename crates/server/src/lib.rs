@@ -257,14 +257,23 @@ pub struct Peer {
     pub gso: bool,
 }
 
+impl Peer {
+    /// Appends `packet` to a run queued for this peer: a GSO frame cut into
+    /// ordinary packets when the peer did not negotiate them (in a fresh
+    /// allocation), otherwise the packet itself, copied if `copy`.
+    pub(crate) fn append_to(&self, run: &mut Vec<bytes::Bytes>, packet: bytes::Bytes, copy: bool) {
+        if !self.gso && packet.first() == Some(&rgost_relay::gso::GSO_FRAME) {
+            run.extend(conn::segments(&packet));
+        } else {
+            run.push(if copy { bytes::Bytes::copy_from_slice(&packet) } else { packet });
+        }
+    }
+}
+
 impl rgost_cluster::Deliver for Peer {
     fn deliver(&self, packet: bytes::Bytes) -> Result<(), DropReason> {
-        // A super-packet from another node, for a peer that takes only ordinary packets.
-        let mut run = if !self.gso && packet.first() == Some(&rgost_relay::gso::GSO_FRAME) {
-            conn::segments(&packet)
-        } else {
-            vec![packet]
-        };
+        let mut run = Vec::new();
+        self.append_to(&mut run, packet, false);
         match self.queue.push_many(&mut run).dropped {
             (0, _) => Ok(()),
             (n, reason) => {
