@@ -54,6 +54,37 @@ for p in "$srv_pid" "$c1_pid" "$c2_pid"; do
         'BEGIN { printf "| %s | %.1f | %.1f |\n", n, du / hz / c * 1e6, ds / hz / c * 1e6 }'
 done
 echo
+# The same path at shorter intervals: how long each process slept before a
+# packet decides what the packet costs. CPU per round trip from the
+# scheduler's run time of every rgost thread (/proc/PID/task/TID/schedstat,
+# nanoseconds), round trips from ping (`flood`: the next ping leaves when
+# the reply is in).
+runtime() {
+    local t sum=0
+    for p in "$srv_pid" "$c1_pid" "$c2_pid"; do
+        for t in /proc/"$p"/task/*/schedstat; do sum=$((sum + $(cut -d' ' -f1 "$t"))); done
+    done
+    echo "$sum"
+}
+pings() { # DST INTERVAL COUNT -> "median average" (ms)
+    local how=(-i "$2"); [ "$2" = flood ] && how=(-f)
+    ip netns exec "$h1" timeout 60 ping -n -c "$3" "${how[@]}" -W 1 "$1" 2>/dev/null |
+        sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -n |
+        awk '{ v[NR] = $1; s += $1 } END { if (NR) printf "%.3f %.3f", v[int((NR + 1) / 2)], s / NR; else printf "NA NA" }'
+}
+echo "| ping interval | bare median / average (ms) | rgost median / average (ms) | rgost CPU per round trip, all three processes (us) |"
+echo "|---|---:|---:|---:|"
+for interval in 0.01 0.002 0.0005 flood; do
+    n=$((count * 5)); [ "$interval" = 0.01 ] && n=$((count * 2))
+    read -r bm ba <<<"$(pings 10.35.2.2 "$interval" "$n")"
+    r0=$(runtime)
+    read -r rm ra <<<"$(pings 10.9.0.2 "$interval" "$n")"
+    r1=$(runtime)
+    label=$interval; [ "$interval" != flood ] && label="$(awk -v i="$interval" 'BEGIN { print i * 1000 }') ms"
+    awk -v l="$label" -v bm="$bm" -v ba="$ba" -v rm="$rm" -v ra="$ra" -v d=$((r1 - r0)) -v n="$n" \
+        'BEGIN { printf "| %s | %s / %s | %s / %s | %.0f |\n", l, bm, ba, rm, ra, d / n / 1000 }'
+done
+echo
 # The same rgost pings, recorded (tracing adds its own cost to each step).
 timeout 120 perf sched record -q -o "$work/sched.data" -- \
     ip netns exec "$h1" timeout 60 ping -c "$count" -i 0.02 -W 1 -q 10.9.0.2 >/dev/null 2>&1 || true
