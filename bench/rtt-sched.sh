@@ -66,9 +66,13 @@ runtime() {
     done
     echo "$sum"
 }
-pings() { # DST INTERVAL COUNT -> "median average" (ms)
-    local how=(-i "$2"); [ "$2" = flood ] && how=(-f)
-    ip netns exec "$h1" timeout 60 ping -n -c "$3" "${how[@]}" -W 1 "$1" 2>/dev/null |
+pings() { # DST INTERVAL COUNT -> "median average" (ms); a flood prints no per-ping times: "- average"
+    if [ "$2" = flood ]; then
+        ip netns exec "$h1" timeout 60 ping -n -q -f -c "$3" -W 1 "$1" 2>/dev/null |
+            awk -F'[/ ]+' '/^rtt/ { printf "- %s", $8; found = 1 } END { if (!found) printf "NA NA" }'
+        return
+    fi
+    ip netns exec "$h1" timeout 60 ping -n -c "$3" -i "$2" -W 1 "$1" 2>/dev/null |
         sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -n |
         awk '{ v[NR] = $1; s += $1 } END { if (NR) printf "%.3f %.3f", v[int((NR + 1) / 2)], s / NR; else printf "NA NA" }'
 }
