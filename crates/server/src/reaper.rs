@@ -7,11 +7,22 @@
 //! would put every live connection's packets behind all of it. It happens
 //! on one background thread instead, which the operating system schedules
 //! alongside the packet path.
+//!
+//! Once teardown has been quiet for a second (or after every 10,240 jobs under
+//! steady churn), the same thread gives the memory the closed connections
+//! freed back to the kernel ([`rgost_tun::heap::release_free_memory`]):
+//! packets queued for receivers that left would otherwise keep the process
+//! at its peak size.
 
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
 
 /// Jobs waiting, at most; beyond that they run in place.
 const BACKLOG: usize = 65_536;
+/// Quiet time after teardown before freed memory goes back.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+/// Teardown jobs between two releases, at most, under steady churn.
+const RELEASE_EVERY_JOBS: usize = 10 * 1024;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -28,8 +39,22 @@ impl Reaper {
         let (tx, rx) = sync_channel::<Job>(BACKLOG);
         let thread = std::thread::Builder::new().name("rgost-reaper".to_owned()).spawn(move || {
             // Ends when the last sender is gone.
-            while let Ok(job) = rx.recv() {
-                job();
+            let mut since_release = 0usize;
+            loop {
+                match rx.recv_timeout(RELEASE_AFTER) {
+                    Ok(job) => {
+                        job();
+                        since_release += 1;
+                        if since_release < RELEASE_EVERY_JOBS {
+                            continue;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) if since_release > 0 => {}
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                rgost_tun::heap::release_free_memory();
+                since_release = 0;
             }
         });
         match thread {

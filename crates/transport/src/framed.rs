@@ -14,7 +14,6 @@
 //! [`FrameWriter`] coalesces a batch of packets into one buffer and writes it
 //! with as few syscalls as the socket allows.
 
-use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::Mutex;
 
@@ -33,9 +32,12 @@ const MAX_CHUNK: usize = 64 * 1024;
 const STREAM_BUF: usize = MAX_CHUNK + 2 * 1024;
 /// The least a streaming read asks for.
 const MIN_STREAM_READ: usize = 4 * 1024;
-/// Streaming read buffers kept for reuse, process-wide (about 4 MiB): the
-/// buffers one connection's default queue (1 MiB) pins, four times over.
+/// Streaming read buffers kept for reuse, process-wide (about 4 MiB however
+/// many connections there are): the buffers one connection's default queue
+/// (1 MiB) pins, four times over.
 const MAX_RETIRED: usize = 64;
+/// Retired buffers kept when a streaming connection ends.
+const KEEP_RETIRED: usize = 4;
 /// How many retired buffers one read looks at for a free one.
 const RETIRED_SCAN: usize = 8;
 /// Writes are flushed once this many bytes are buffered.
@@ -48,11 +50,23 @@ pub struct FrameReader {
     chunk: usize,
     /// The size of the buffer the last read went into.
     filled: usize,
+    /// Whether this reader retired buffers.
+    streamed: bool,
 }
 
 impl Default for FrameReader {
     fn default() -> Self {
-        FrameReader { buf: BytesMut::new(), chunk: MIN_CHUNK, filled: 0 }
+        FrameReader { buf: BytesMut::new(), chunk: MIN_CHUNK, filled: 0, streamed: false }
+    }
+}
+
+impl Drop for FrameReader {
+    /// A streaming connection that ends gives back what it made the pool
+    /// hold: memory is not kept for connections that are gone.
+    fn drop(&mut self) {
+        if self.streamed {
+            RETIRED.trim(KEEP_RETIRED);
+        }
     }
 }
 
@@ -103,6 +117,7 @@ impl FrameReader {
         self.buf.extend_from_slice(&old);
         old.clear();
         RETIRED.put(old);
+        self.streamed = true;
     }
 
     /// Takes the next whole frame's packet out of the buffer, if there is one.
@@ -133,20 +148,52 @@ impl FrameReader {
 /// referenced them, oldest first. Each is an empty handle on its buffer, so
 /// it can tell when it is the last one (the packets are gone) and take the
 /// whole buffer back without allocating.
-struct Retired(Mutex<VecDeque<BytesMut>>);
+///
+/// A fixed ring, not a growing collection: a long-lived allocation made
+/// while buffers come and go may sit at the top of the allocator's heap and
+/// keep all the memory below it from going back to the kernel.
+struct Retired(Mutex<Ring>);
 
-static RETIRED: Retired = Retired(Mutex::new(VecDeque::new()));
+struct Ring {
+    slots: [Option<BytesMut>; MAX_RETIRED],
+    /// The oldest buffer's slot.
+    first: usize,
+    len: usize,
+}
+
+static RETIRED: Retired = Retired(Mutex::new(Ring { slots: [const { None }; MAX_RETIRED], first: 0, len: 0 }));
+
+impl Ring {
+    fn slot(&self, i: usize) -> usize {
+        (self.first + i) % MAX_RETIRED
+    }
+
+    /// Removes the `i`-th oldest buffer; the older ones move up one slot.
+    fn remove(&mut self, i: usize) -> Option<BytesMut> {
+        let taken = self.slots[self.slot(i)].take();
+        for k in (0..i).rev() {
+            let (from, to) = (self.slot(k), self.slot(k + 1));
+            self.slots[to] = self.slots[from].take();
+        }
+        self.first = self.slot(1);
+        self.len -= 1;
+        taken
+    }
+}
 
 impl Retired {
     /// A buffer with room for `total` bytes: a retired one no packet uses
     /// any more, or a new one.
     fn take(&self, total: usize) -> BytesMut {
-        if let Ok(mut retired) = self.0.lock() {
-            let scan = retired.len().min(RETIRED_SCAN);
-            if let Some(i) = retired.iter_mut().take(scan).position(|b| b.try_reclaim(total))
-                && let Some(buf) = retired.remove(i)
-            {
-                return buf;
+        if let Ok(mut ring) = self.0.lock() {
+            let scan = ring.len.min(RETIRED_SCAN);
+            for i in 0..scan {
+                let slot = ring.slot(i);
+                if ring.slots[slot].as_mut().is_some_and(|b| b.try_reclaim(total))
+                    && let Some(buf) = ring.remove(i)
+                {
+                    return buf;
+                }
             }
         }
         BytesMut::with_capacity(total.max(STREAM_BUF))
@@ -155,12 +202,28 @@ impl Retired {
     /// Keeps `buf` (emptied) for a later [`Retired::take`]; the oldest goes
     /// when there are too many.
     fn put(&self, buf: BytesMut) {
-        if let Ok(mut retired) = self.0.lock() {
-            if retired.len() == MAX_RETIRED {
-                retired.pop_front();
+        if let Ok(mut ring) = self.0.lock() {
+            if ring.len == MAX_RETIRED {
+                ring.remove(0);
             }
-            retired.push_back(buf);
+            let slot = ring.slot(ring.len);
+            ring.slots[slot] = Some(buf);
+            ring.len += 1;
         }
+    }
+
+    /// Keeps only the `keep` newest buffers.
+    fn trim(&self, keep: usize) {
+        if let Ok(mut ring) = self.0.lock() {
+            while ring.len > keep {
+                ring.remove(0);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().map(|r| r.len).unwrap_or(usize::MAX)
     }
 }
 
@@ -382,5 +445,26 @@ mod tests {
         let mut w = Trickle { out: Vec::new(), limit: 7, vectored: true };
         FrameWriter::default().write_all(&mut w, &small).await.unwrap();
         assert_eq!(w.out, [&[0, 20][..], &[0x45; 20], &[0, 40], &[0x60; 40]].concat());
+    }
+
+    #[tokio::test]
+    async fn a_streaming_reader_that_ends_leaves_little_in_the_pool() {
+        // Frames of 40,000 bytes, read while the previous read's packets are
+        // still held, so that buffers are retired.
+        let mut stream = Vec::new();
+        for _ in 0..400 {
+            frame::encode(&[7u8; 40_000], &mut stream);
+        }
+        let mut reader = FrameReader::default();
+        let mut src = &stream[..];
+        let mut held = Vec::new();
+        while reader.fill(&mut src).await.unwrap() {
+            held = std::iter::from_fn(|| reader.next_packet()).collect::<Vec<_>>();
+        }
+        assert!(reader.streamed, "the reader never retired a buffer");
+        drop(held);
+        drop(reader);
+        let left = RETIRED.len();
+        assert!(left <= KEEP_RETIRED, "{left} buffers kept after the reader ended");
     }
 }

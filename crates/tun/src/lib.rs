@@ -1,4 +1,5 @@
-//! Linux TUN devices: the only crate that touches the TUN fd and netlink.
+//! Linux TUN devices: the only crate that touches the TUN fd and netlink
+//! (and, in [`heap`], the C library's allocator: the platform's code is here).
 //!
 //! [`Tun::create`] makes a device, gives it its addresses and MTU, brings it
 //! up and installs its routes; [`Tun::close`] removes the routes and the
@@ -51,6 +52,7 @@ const VIRTIO_NET_HDR_GSO_UDP_L4: u8 = 5;
 const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
 
 mod gro;
+pub mod heap;
 
 /// Largest IP packet (and GSO super-packet) the device can hand over.
 const MAX_PACKET: usize = 65535;
