@@ -14,6 +14,7 @@
 //! [`FrameWriter`] coalesces a batch of packets into one buffer and writes it
 //! with as few syscalls as the socket allows.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::Mutex;
 
@@ -148,53 +149,19 @@ impl FrameReader {
 /// referenced them, oldest first. Each is an empty handle on its buffer, so
 /// it can tell when it is the last one (the packets are gone) and take the
 /// whole buffer back without allocating.
-///
-/// A fixed ring, not a growing collection: a long-lived allocation made
-/// while buffers come and go may sit at the top of the allocator's heap and
-/// keep all the memory below it from going back to the kernel.
-struct Retired(Mutex<Ring>);
+struct Retired(Mutex<VecDeque<BytesMut>>);
 
-struct Ring {
-    slots: [Option<BytesMut>; MAX_RETIRED],
-    /// The oldest buffer's slot.
-    first: usize,
-    len: usize,
-}
-
-static RETIRED: Retired = Retired(Mutex::new(Ring { slots: [const { None }; MAX_RETIRED], first: 0, len: 0 }));
-
-impl Ring {
-    fn slot(&self, i: usize) -> usize {
-        (self.first + i) % MAX_RETIRED
-    }
-
-    /// Removes the `i`-th oldest buffer; the older ones move up one slot.
-    fn remove(&mut self, i: usize) -> Option<BytesMut> {
-        let taken = self.slots[self.slot(i)].take();
-        for k in (0..i).rev() {
-            let (from, to) = (self.slot(k), self.slot(k + 1));
-            self.slots[to] = self.slots[from].take();
-        }
-        self.first = self.slot(1);
-        self.len -= 1;
-        taken
-    }
-}
+static RETIRED: Retired = Retired(Mutex::new(VecDeque::new()));
 
 impl Retired {
     /// A buffer with room for `total` bytes: a retired one no packet uses
     /// any more, or a new one.
     fn take(&self, total: usize) -> BytesMut {
-        if let Ok(mut ring) = self.0.lock() {
-            let scan = ring.len.min(RETIRED_SCAN);
-            for i in 0..scan {
-                let slot = ring.slot(i);
-                if ring.slots[slot].as_mut().is_some_and(|b| b.try_reclaim(total))
-                    && let Some(buf) = ring.remove(i)
-                {
-                    return buf;
-                }
-            }
+        if let Ok(mut retired) = self.0.lock()
+            && let Some(i) = retired.iter_mut().take(RETIRED_SCAN).position(|b| b.try_reclaim(total))
+            && let Some(buf) = retired.remove(i)
+        {
+            return buf;
         }
         BytesMut::with_capacity(total.max(STREAM_BUF))
     }
@@ -202,28 +169,25 @@ impl Retired {
     /// Keeps `buf` (emptied) for a later [`Retired::take`]; the oldest goes
     /// when there are too many.
     fn put(&self, buf: BytesMut) {
-        if let Ok(mut ring) = self.0.lock() {
-            if ring.len == MAX_RETIRED {
-                ring.remove(0);
+        if let Ok(mut retired) = self.0.lock() {
+            if retired.len() == MAX_RETIRED {
+                retired.pop_front();
             }
-            let slot = ring.slot(ring.len);
-            ring.slots[slot] = Some(buf);
-            ring.len += 1;
+            retired.push_back(buf);
         }
     }
 
     /// Keeps only the `keep` newest buffers.
     fn trim(&self, keep: usize) {
-        if let Ok(mut ring) = self.0.lock() {
-            while ring.len > keep {
-                ring.remove(0);
-            }
+        if let Ok(mut retired) = self.0.lock() {
+            let extra = retired.len().saturating_sub(keep);
+            retired.drain(..extra);
         }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.0.lock().map(|r| r.len).unwrap_or(usize::MAX)
+        self.0.lock().map(|r| r.len()).unwrap_or(usize::MAX)
     }
 }
 
