@@ -17,26 +17,11 @@ cd "$(dirname "$0")/.."
 bin=${RGOST_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/profiling/rgost}
 source scripts/three-namespaces.sh
 three_namespaces "mab3$$" 10.38
-cat >"$work/server.yaml" <<YAML
-services:
-- name: s
-  addr: :8443
-  handler: {type: router, metadata: {router: r}}
-  listener: {type: tcp}
-routers:
-- name: r
-  routes:
-  - {dst: 10.9.0.1, gateway: h1}
-  - {dst: 10.9.0.2, gateway: h2}
-YAML
 run() {
   local mode=$1 extra=() port=9
   [ "$mode" = on ] && extra=(-api 127.0.0.1:18080 -metrics "127.0.0.1:9000?hostLabels=true") && port=9000
-  ip netns exec "$srv" "$bin" -C "$work/server.yaml" "${extra[@]}" 2>/dev/null & local sp=$!
-  sleep 0.5
-  ip netns exec "$h1" "$bin" -L "tun:///h1?net=10.9.0.1/24" -F "router://$net.1.1:8443" 2>/dev/null & local c1=$!
-  ip netns exec "$h2" "$bin" -L "tun:///h2?net=10.9.0.2/24" -F "router://$net.2.1:8443" 2>/dev/null & local c2=$!
-  for _ in $(seq 50); do ip netns exec "$h1" ping -c1 -W1 -q 10.9.0.2 >/dev/null 2>&1 && break; sleep 0.2; done
+  rgost_tunnel "$bin" "" "${extra[@]}"
+  local sp=$srv_pid c1=$c1_pid c2=$c2_pid
   local cl="" sse=""
   if [ "$mode" != off ]; then
     ip netns exec "$srv" bash -c "for i in \$(seq 30); do curl -s -o /dev/null http://127.0.0.1:$port/metrics; curl -s -o /dev/null http://127.0.0.1:$((port == 9 ? 9 : 18080))/status; sleep 1; done" & cl=$!

@@ -21,23 +21,7 @@ one() {
     (
         source scripts/three-namespaces.sh
         three_namespaces "rgrl$$" 10.43
-        cat >"$work/server.yaml" <<YAML
-services:
-- name: s
-  addr: :8443
-  handler: {type: router, metadata: {router: r, queueBytes: $qb}}
-  listener: {type: tcp}
-routers:
-- name: r
-  routes:
-  - {dst: 10.9.0.1, gateway: h1}
-  - {dst: 10.9.0.2, gateway: h2}
-YAML
-        ip netns exec "$srv" "$bin" -C "$work/server.yaml" 2>"$work/srv.log" & pids+=($!)
-        sleep 0.5
-        ip netns exec "$h1" "$bin" -L "tun:///h1?net=10.9.0.1/24" -F "router://$net.1.1:8443" 2>"$work/h1.log" & pids+=($!)
-        ip netns exec "$h2" "$bin" -L "tun:///h2?net=10.9.0.2/24" -F "router://$net.2.1:8443" 2>"$work/h2.log" & pids+=($!)
-        for _ in $(seq 50); do ip netns exec "$h1" ping -c1 -W1 -q 10.9.0.2 >/dev/null 2>&1 && break; sleep 0.2; done
+        rgost_tunnel "$bin" "queueBytes: $qb"
         ip netns exec "$h2" timeout 30 iperf3 -s -1 >/dev/null 2>&1 & pids+=($!)
         sleep 0.3
         ip netns exec "$h1" timeout 20 iperf3 -c 10.9.0.2 -t 8 -J >"$work/iperf.json" 2>/dev/null & local load=$!

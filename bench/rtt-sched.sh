@@ -27,10 +27,20 @@ ip netns exec "$srv" sysctl -qw net.ipv4.ip_forward=1
 ip -n "$h1" route add 10.35.2.0/24 via 10.35.1.1
 ip -n "$h2" route add 10.35.1.0/24 via 10.35.2.1
 
-rtt() {
-    ip netns exec "$h1" timeout 60 ping -c "$count" -i 0.02 -W 1 "$1" 2>/dev/null |
+pings() { # DST INTERVAL COUNT -> "median average" (ms); a flood prints no per-ping times: "- average"
+    if [ "$2" = flood ]; then
+        ip netns exec "$h1" timeout 60 ping -n -q -f -c "$3" -W 1 "$1" 2>/dev/null |
+            awk -F'[/ ]+' '/^rtt/ { printf "- %s", $8; found = 1 } END { if (!found) printf "NA NA" }'
+        return
+    fi
+    ip netns exec "$h1" timeout 60 ping -n -c "$3" -i "$2" -W 1 "$1" 2>/dev/null |
         sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -n |
-        awk '{ v[NR] = $1; s += $1 } END { if (NR) printf "median %.3f ms, average %.3f ms", v[int((NR + 1) / 2)], s / NR; else printf "NA" }'
+        awk '{ v[NR] = $1; s += $1 } END { if (NR) printf "%.3f %.3f", v[int((NR + 1) / 2)], s / NR; else printf "NA NA" }'
+}
+rtt() {
+    local median average
+    read -r median average <<<"$(pings "$1" 0.02 "$count")"
+    echo "median $median ms, average $average ms"
 }
 
 echo "cpuidle: $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo NA)," \
@@ -65,16 +75,6 @@ runtime() {
         for t in /proc/"$p"/task/*/schedstat; do sum=$((sum + $(cut -d' ' -f1 "$t"))); done
     done
     echo "$sum"
-}
-pings() { # DST INTERVAL COUNT -> "median average" (ms); a flood prints no per-ping times: "- average"
-    if [ "$2" = flood ]; then
-        ip netns exec "$h1" timeout 60 ping -n -q -f -c "$3" -W 1 "$1" 2>/dev/null |
-            awk -F'[/ ]+' '/^rtt/ { printf "- %s", $8; found = 1 } END { if (!found) printf "NA NA" }'
-        return
-    fi
-    ip netns exec "$h1" timeout 60 ping -n -c "$3" -i "$2" -W 1 "$1" 2>/dev/null |
-        sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -n |
-        awk '{ v[NR] = $1; s += $1 } END { if (NR) printf "%.3f %.3f", v[int((NR + 1) / 2)], s / NR; else printf "NA NA" }'
 }
 echo "| ping interval | bare median / average (ms) | rgost median / average (ms) | rgost CPU per round trip, all three processes (us) |"
 echo "|---|---:|---:|---:|"

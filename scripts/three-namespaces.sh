@@ -30,17 +30,20 @@ three_namespaces_cleanup() {
     rm -rf "$work"
 }
 
-# `rgost_tunnel BIN` (after `three_namespaces`): a router server
-# in $srv and TUN clients 10.9.0.1 in $h1 and 10.9.0.2 in $h2, their pids in
-# $srv_pid, $c1_pid and $c2_pid (and in $pids); waits until h1 reaches h2
-# through the tunnel (at most 10 s).
+# `rgost_tunnel BIN [METADATA [SERVER_ARG...]]` (after `three_namespaces`):
+# a router server in $srv (METADATA: more of its handler's metadata, e.g.
+# "queueBytes: 262144"; SERVER_ARGs: more of its command line) and TUN
+# clients 10.9.0.1 in $h1 and 10.9.0.2 in $h2, their pids in $srv_pid,
+# $c1_pid and $c2_pid (and in $pids); waits until h1 reaches h2 through the
+# tunnel (at most 10 s). Logs go to $work/srv.log, h1.log and h2.log.
 rgost_tunnel() {
-    local bin=$1
+    local bin=$1 metadata=${2:-}
+    shift $(($# < 2 ? $# : 2))
     cat >"$work/server.yaml" <<YAML
 services:
 - name: s
   addr: :8443
-  handler: {type: router, metadata: {router: r}}
+  handler: {type: router, metadata: {router: r${metadata:+, $metadata}}}
   listener: {type: tcp}
 routers:
 - name: r
@@ -48,7 +51,7 @@ routers:
   - {dst: 10.9.0.1, gateway: h1}
   - {dst: 10.9.0.2, gateway: h2}
 YAML
-    ip netns exec "$srv" "$bin" -C "$work/server.yaml" 2>"$work/srv.log" & pids+=($!); srv_pid=$!
+    ip netns exec "$srv" "$bin" -C "$work/server.yaml" "$@" 2>"$work/srv.log" & pids+=($!); srv_pid=$!
     sleep 0.5
     ip netns exec "$h1" "$bin" -L "tun:///h1?net=10.9.0.1/24" -F "router://$net.1.1:8443" 2>"$work/h1.log" &
     pids+=($!); c1_pid=$!
